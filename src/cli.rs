@@ -1,0 +1,75 @@
+//! Command-line flags exactly as typed: no I/O, no validation beyond types.
+//!
+//! `target::resolve` merges these with the connection string, PG* variables
+//! and .pgpass; `main` turns the rest into a `policy::Thresholds`.
+//! `-h` is psql's `--host`, so help is `--help` only.
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Monitoring-plugins line with perfdata, then one line per check.
+    Nagios,
+    /// One JSON document (schema in README).
+    Json,
+    /// A report for a person at a terminal.
+    Text,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pg-tls-probe",
+    version,
+    disable_help_flag = true,
+    about = "Checks that a PostgreSQL server's TLS is set up right: verify-full session, pg_stat_ssl, plaintext rejection.",
+    after_help = "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Connection keywords and PG* variables follow libpq; see README."
+)]
+pub struct Args {
+    /// libpq connection string ("host=db port=5432 ...") or postgresql:// URI.
+    #[arg(value_name = "CONNINFO")]
+    pub conninfo: Option<String>,
+
+    /// Server host name or IP address (psql -h).
+    #[arg(short = 'h', long, visible_short_alias = 'H')]
+    pub host: Option<String>,
+
+    /// Server port (psql -p).
+    #[arg(short = 'p', long)]
+    pub port: Option<String>,
+
+    /// User name to log in as (psql -U).
+    #[arg(short = 'U', long)]
+    pub username: Option<String>,
+
+    /// Database name (psql -d). A value containing '=' or a URI is a connection string, as in psql.
+    #[arg(short = 'd', long)]
+    pub dbname: Option<String>,
+
+    /// Whole-run deadline in seconds; the process exits within it plus one second.
+    #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+
+    /// WARNING when a certificate expires within this many days.
+    #[arg(short = 'w', long, default_value_t = 30, value_name = "DAYS")]
+    pub warning_days: i64,
+
+    /// CRITICAL when a certificate expires within this many days.
+    #[arg(short = 'c', long, default_value_t = 7, value_name = "DAYS")]
+    pub critical_days: i64,
+
+    /// Lowest acceptable negotiated protocol (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3).
+    #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
+    pub min_tls_version: String,
+
+    /// Do not check that the server rejects a plaintext connection.
+    #[arg(long)]
+    pub skip_plaintext_check: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Nagios)]
+    pub format: Format,
+
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}

@@ -1,0 +1,232 @@
+//! Observations the probes make, as plain data.
+//!
+//! Facts carry no verdicts: nothing here says "ok" or "bad". `policy` reads
+//! these and decides; `render` shows them. Every type serialises so the JSON
+//! output can carry the raw observations next to the findings.
+
+use serde::Serialize;
+
+/// One X.509 certificate as the probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertFacts {
+    /// X.509 version as written in the certificate (1, 2 or 3).
+    pub version: u32,
+    /// Subject distinguished name, RFC 4514 style.
+    pub subject: String,
+    pub issuer: String,
+    /// Serial number as colon-separated hex, leading zeros kept.
+    pub serial: String,
+    /// Validity window, seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Common Name(s) of the subject, in order.
+    pub common_names: Vec<String>,
+    /// dNSName entries of subjectAltName.
+    pub san_dns: Vec<String>,
+    /// iPAddress entries of subjectAltName, in text form.
+    pub san_ip: Vec<String>,
+    /// Key type and size, e.g. "RSA 2048", "EC P-256", "Ed25519".
+    pub key: String,
+    /// Signature algorithm name, e.g. "sha256WithRSAEncryption".
+    pub signature_algorithm: String,
+    /// basicConstraints cA flag (false when the extension is absent).
+    pub is_ca: bool,
+    pub self_signed: bool,
+    /// SHA-256 of the DER, uppercase colon-separated hex.
+    pub sha256_fingerprint: String,
+}
+
+/// Why a certificate chain fails libpq's `verify-ca`/`verify-full` rules.
+///
+/// Mirrors the OpenSSL verification errors libpq would report, so the
+/// reason reads the way an engineer would see it from psql.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CertProblem {
+    /// No path from the presented chain to a certificate in sslrootcert.
+    UnknownIssuer { detail: String },
+    Expired { subject: String, not_after: i64 },
+    NotYetValid { subject: String, not_before: i64 },
+    /// The host name (or IP) the client asked for is not in the certificate.
+    NameMismatch { host: String, presented: Vec<String> },
+    /// A signature in the chain does not verify.
+    BadSignature { subject: String },
+    /// An issuing certificate is not allowed to act as a CA.
+    NotCa { subject: String },
+    /// keyUsage/extendedKeyUsage forbid TLS server use.
+    BadPurpose { subject: String, detail: String },
+    /// The server sent no certificate, or one that does not parse.
+    Malformed { detail: String },
+}
+
+/// Everything learned about the server's certificate during the handshake.
+///
+/// Recorded before any verdict is reached, so it is present even when
+/// verification (and therefore login) fails.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CertChainFacts {
+    /// Certificates the server sent, leaf first.
+    pub presented: Vec<CertFacts>,
+    /// The sslrootcert certificate the chain ends at, when one was found.
+    pub anchor: Option<CertFacts>,
+    /// Host name the name check used (None under verify-ca).
+    pub checked_name: Option<String>,
+    /// libpq's verdict: `None` when the handshake never reached the certificate.
+    pub libpq: Option<Result<(), CertProblem>>,
+    /// The strict (webpki, as rustls and most modern clients) verdict, in words.
+    pub strict: Option<Result<(), String>>,
+    /// Why strict clients disagree with libpq (e.g. "X.509 v1 certificate").
+    pub strict_only_issues: Vec<String>,
+}
+
+/// The network step a probe was in when it failed or ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Resolve,
+    TcpConnect,
+    SslRequest,
+    TlsHandshake,
+    Authentication,
+    Query,
+}
+
+impl Stage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Resolve => "name resolution",
+            Stage::TcpConnect => "TCP connect",
+            Stage::SslRequest => "SSLRequest",
+            Stage::TlsHandshake => "TLS handshake",
+            Stage::Authentication => "authentication",
+            Stage::Query => "query",
+        }
+    }
+}
+
+/// Why the verify-full session did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionFailure {
+    /// Host name did not resolve.
+    Resolve { detail: String },
+    /// TCP connection refused or unreachable.
+    Connect { detail: String },
+    /// The server answered the SSLRequest with 'N'.
+    TlsRefused,
+    /// The peer answered with something that is not PostgreSQL.
+    NotPostgres { detail: String },
+    /// The certificate failed libpq's rules; no credential was sent.
+    Certificate { problem: CertProblem },
+    /// TLS failed for another reason (alert, protocol error).
+    Tls { detail: String },
+    /// The server rejected the login (SQLSTATE given when the server sent one).
+    Login {
+        sqlstate: Option<String>,
+        detail: String,
+    },
+    /// The server returned an error for the pg_stat_ssl query.
+    Query {
+        sqlstate: Option<String>,
+        detail: String,
+    },
+    /// No answer within the time allowed, at the given stage.
+    Timeout { stage: Stage, after_ms: u64 },
+    /// Anything else the connection reported.
+    Other { detail: String },
+}
+
+/// The row of `pg_stat_ssl` for the probe's own backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PgStatSsl {
+    pub ssl: bool,
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub bits: Option<i32>,
+    pub client_dn: Option<String>,
+    pub client_serial: Option<String>,
+    pub issuer_dn: Option<String>,
+}
+
+/// What the verify-full session observed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionFacts {
+    pub chain: CertChainFacts,
+    /// `server_version_num`, when login succeeded.
+    pub server_version_num: Option<i32>,
+    pub pg_stat_ssl: Option<PgStatSsl>,
+    /// Time from start of the TCP connect to a logged-in session, seconds.
+    pub connect_seconds: Option<f64>,
+    pub failure: Option<SessionFailure>,
+}
+
+/// Authentication method a server asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthRequest {
+    CleartextPassword,
+    Md5Password,
+    Sasl,
+    Gss,
+    Sspi,
+    Kerberos,
+    Other,
+}
+
+impl AuthRequest {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuthRequest::CleartextPassword => "cleartext password",
+            AuthRequest::Md5Password => "md5 password",
+            AuthRequest::Sasl => "SASL (SCRAM-SHA-256)",
+            AuthRequest::Gss => "GSSAPI",
+            AuthRequest::Sspi => "SSPI",
+            AuthRequest::Kerberos => "Kerberos V5",
+            AuthRequest::Other => "an unknown method",
+        }
+    }
+}
+
+/// The server's first reply to a StartupMessage sent without TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlaintextOutcome {
+    /// ErrorResponse before any authentication request.
+    Error {
+        sqlstate: String,
+        severity: String,
+        message: String,
+    },
+    /// The server asked for credentials (the probe sent none).
+    AuthRequested {
+        method: AuthRequest,
+        /// SASL mechanisms offered, when the method is SASL.
+        mechanisms: Vec<String>,
+    },
+    /// AuthenticationOk: no credential needed at all.
+    AuthOk,
+    /// The peer closed the connection without a reply.
+    Closed,
+    /// Bytes that are not a PostgreSQL backend message.
+    NotPostgres { detail: String },
+    Unreachable { detail: String },
+    Timeout { stage: Stage, after_ms: u64 },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaintextFacts {
+    pub outcome: PlaintextOutcome,
+    pub seconds: f64,
+}
+
+/// All facts from one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub session: SessionFacts,
+    /// None when the plaintext check was skipped.
+    pub plaintext: Option<PlaintextFacts>,
+    /// Wall time of the whole probe phase, seconds.
+    pub total_seconds: f64,
+    /// Seconds since the Unix epoch when the probe ran (for days-left).
+    pub now: i64,
+}
