@@ -44,19 +44,39 @@ pub struct CertFacts {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CertProblem {
     /// No path from the presented chain to a certificate in sslrootcert.
-    UnknownIssuer { detail: String },
-    Expired { subject: String, not_after: i64 },
-    NotYetValid { subject: String, not_before: i64 },
+    UnknownIssuer {
+        detail: String,
+    },
+    Expired {
+        subject: String,
+        not_after: i64,
+    },
+    NotYetValid {
+        subject: String,
+        not_before: i64,
+    },
     /// The host name (or IP) the client asked for is not in the certificate.
-    NameMismatch { host: String, presented: Vec<String> },
+    NameMismatch {
+        host: String,
+        presented: Vec<String>,
+    },
     /// A signature in the chain does not verify.
-    BadSignature { subject: String },
+    BadSignature {
+        subject: String,
+    },
     /// An issuing certificate is not allowed to act as a CA.
-    NotCa { subject: String },
+    NotCa {
+        subject: String,
+    },
     /// keyUsage/extendedKeyUsage forbid TLS server use.
-    BadPurpose { subject: String, detail: String },
+    BadPurpose {
+        subject: String,
+        detail: String,
+    },
     /// The server sent no certificate, or one that does not parse.
-    Malformed { detail: String },
+    Malformed {
+        detail: String,
+    },
 }
 
 /// Everything learned about the server's certificate during the handshake.
@@ -208,9 +228,16 @@ pub enum PlaintextOutcome {
     /// The peer closed the connection without a reply.
     Closed,
     /// Bytes that are not a PostgreSQL backend message.
-    NotPostgres { detail: String },
-    Unreachable { detail: String },
-    Timeout { stage: Stage, after_ms: u64 },
+    NotPostgres {
+        detail: String,
+    },
+    Unreachable {
+        detail: String,
+    },
+    Timeout {
+        stage: Stage,
+        after_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]

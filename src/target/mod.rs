@@ -67,6 +67,8 @@ pub struct Target {
     /// libpq `connect_timeout`: bounds each connection attempt, connect to login.
     pub connect_timeout: Option<Duration>,
     pub application_name: String,
+    /// What the resolver ignored or assumed, e.g. a .pgpass ignored for its permissions.
+    pub notes: Vec<String>,
 }
 
 /// Flags that name parts of the target (psql's -h -p -U -d).

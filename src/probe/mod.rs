@@ -1,0 +1,133 @@
+//! Runs every check concurrently under one deadline and gathers [`Facts`].
+//!
+//! Each probe owns its connection(s) and returns typed facts; none prints,
+//! none sees thresholds. The host is resolved once and the addresses are
+//! shared, so the checks start their TCP connects at the same moment.
+
+mod plaintext;
+mod session;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpStream;
+
+use crate::facts::{Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage};
+use crate::target::Target;
+use crate::tls::{ClientIdentity, TrustStore};
+
+/// Everything the probes need, validated before any network I/O.
+#[derive(Debug)]
+pub struct Plan {
+    pub target: Target,
+    pub trust: TrustStore,
+    pub identity: Option<ClientIdentity>,
+    /// When the whole run must be over.
+    pub deadline: Instant,
+    pub plaintext_check: bool,
+}
+
+pub async fn run_all(plan: &Plan) -> Facts {
+    let start = Instant::now();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let remaining = plan.deadline.saturating_duration_since(start);
+    let (session, plaintext) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+        Ok(Ok(addrs)) => {
+            let budget = plan.deadline.saturating_duration_since(Instant::now());
+            let plaintext = async {
+                if plan.plaintext_check {
+                    Some(plaintext::probe(&plan.target, &addrs, budget).await)
+                } else {
+                    None
+                }
+            };
+            tokio::join!(session::probe(plan, &addrs, budget), plaintext)
+        }
+        Ok(Err(detail)) => unresolved(
+            plan,
+            SessionFailure::Resolve {
+                detail: detail.clone(),
+            },
+            PlaintextOutcome::Unreachable { detail },
+        ),
+        Err(_) => {
+            let after_ms = elapsed_ms(start);
+            let stage = Stage::Resolve;
+            unresolved(
+                plan,
+                SessionFailure::Timeout { stage, after_ms },
+                PlaintextOutcome::Timeout { stage, after_ms },
+            )
+        }
+    };
+    Facts {
+        session,
+        plaintext,
+        total_seconds: start.elapsed().as_secs_f64(),
+        now,
+    }
+}
+
+fn unresolved(
+    plan: &Plan,
+    failure: SessionFailure,
+    outcome: PlaintextOutcome,
+) -> (SessionFacts, Option<PlaintextFacts>) {
+    let session = SessionFacts {
+        chain: Default::default(),
+        server_version_num: None,
+        pg_stat_ssl: None,
+        connect_seconds: None,
+        failure: Some(failure),
+    };
+    let plaintext = plan.plaintext_check.then_some(PlaintextFacts {
+        outcome,
+        seconds: 0.0,
+    });
+    (session, plaintext)
+}
+
+/// Addresses to dial: `hostaddr` when given (no lookup), else the host's.
+async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
+    if let Some(ip) = target.hostaddr {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    if let Ok(ip) = target.host.parse() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("cannot resolve host \"{}\": {e}", target.host))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("host \"{}\" has no addresses", target.host));
+    }
+    Ok(addrs)
+}
+
+/// Tries each address in turn, as libpq does; the error names the last failure.
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
+    let mut last = String::from("no address to connect to");
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // Small request/response exchanges: do not let Nagle delay them.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn elapsed_ms(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Remaining time for a step that must also respect a per-attempt limit.
+fn budget_with(limit: Option<Duration>, budget: Duration) -> Duration {
+    limit.map_or(budget, |l| l.min(budget))
+}

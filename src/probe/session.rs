@@ -1,0 +1,286 @@
+//! The verify-full session: SSLRequest, TLS by libpq's rules, login, and
+//! the server's own view of the connection from `pg_stat_ssl`.
+//!
+//! The SSLRequest is sent here rather than by tokio-postgres so that the
+//! server's one-byte answer is read exactly (no buffer stuffing, no
+//! unauthenticated error text shown) and the failing stage can be named;
+//! tokio-postgres then starts TLS directly on the answered socket.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::config::{ChannelBinding as PgChannelBinding, SslMode, SslNegotiation};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{budget_with, connect_any, elapsed_ms, plaintext::hex_prefix, Plan};
+use crate::facts::{PgStatSsl, SessionFacts, SessionFailure, Stage};
+use crate::target::ChannelBinding;
+use crate::tls::{self, HandshakeProgress, Recorder};
+
+/// One round trip, whatever the server version: `to_jsonb` carries exactly
+/// the columns this version's pg_stat_ssl has (clientdn before 12,
+/// compression before 14), and our own row is always visible.
+const STAT_SSL_QUERY: &str = "SELECT current_setting('server_version_num'), to_jsonb(s)::text \
+     FROM pg_stat_ssl s WHERE pid = pg_backend_pid()";
+
+pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> SessionFacts {
+    let start = Instant::now();
+    let target = &plan.target;
+    let (config, recorder) = tls::client_config(
+        &plan.trust,
+        plan.identity.as_ref(),
+        target.sslmode,
+        &target.host,
+    );
+    let stage = Cell::new(Stage::TcpConnect);
+    let mut facts = SessionFacts {
+        chain: Default::default(),
+        server_version_num: None,
+        pg_stat_ssl: None,
+        connect_seconds: None,
+        failure: None,
+    };
+    let login_limit = budget_with(target.connect_timeout, budget);
+    let result = async {
+        let client =
+            tokio::time::timeout(login_limit, login(plan, addrs, config, &recorder, &stage))
+                .await
+                .map_err(|_| timed_out(&stage, &recorder, start))??;
+        facts.connect_seconds = Some(start.elapsed().as_secs_f64());
+        stage.set(Stage::Query);
+        let rest = budget.saturating_sub(start.elapsed());
+        let rows = tokio::time::timeout(rest, client.simple_query(STAT_SSL_QUERY))
+            .await
+            .map_err(|_| timed_out(&stage, &recorder, start))?
+            .map_err(|e| SessionFailure::Query {
+                sqlstate: e.code().map(|c| c.code().to_string()),
+                detail: error_text(&e),
+            })?;
+        read_stat_ssl(&rows, &mut facts)
+    }
+    .await;
+    facts.failure = result.err();
+    facts.chain = recorder.facts();
+    facts
+}
+
+/// TCP connect, SSLRequest, TLS handshake and authentication.
+async fn login(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    config: rustls::ClientConfig,
+    recorder: &Recorder,
+    stage: &Cell<Stage>,
+) -> Result<tokio_postgres::Client, SessionFailure> {
+    let target = &plan.target;
+    let mut stream = connect_any(addrs)
+        .await
+        .map_err(|detail| SessionFailure::Connect { detail })?;
+
+    stage.set(Stage::SslRequest);
+    let mut buf = BytesMut::new();
+    frontend::ssl_request(&mut buf);
+    stream
+        .write_all(&buf)
+        .await
+        .map_err(|e| SessionFailure::Connect {
+            detail: format!("sending SSLRequest: {e}"),
+        })?;
+    // Exactly one byte: anything the server sent after it must not be read
+    // as if it came over TLS (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    match stream.read(&mut answer).await {
+        Ok(0) => {
+            return Err(SessionFailure::NotPostgres {
+                detail: "connection closed in reply to the SSLRequest".into(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(SessionFailure::Connect {
+                detail: format!("reading SSLRequest reply: {e}"),
+            })
+        }
+    }
+    match answer[0] {
+        b'S' => {}
+        b'N' => return Err(SessionFailure::TlsRefused),
+        // An error here is unauthenticated text; it is not shown (CVE-2024-10977).
+        b'E' => {
+            return Err(SessionFailure::Tls {
+                detail: "server answered the SSLRequest with an error instead of 'S' or 'N'".into(),
+            })
+        }
+        _ => {
+            return Err(SessionFailure::NotPostgres {
+                detail: format!(
+                    "reply to SSLRequest was {}, not 'S' or 'N'",
+                    hex_prefix(&answer)
+                ),
+            })
+        }
+    }
+
+    stage.set(Stage::TlsHandshake);
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&target.host)
+        .port(target.port)
+        .user(&target.user)
+        .dbname(&target.dbname)
+        .application_name(&target.application_name)
+        .ssl_mode(SslMode::Require)
+        // The SSLRequest was answered above: start TLS on the socket at once.
+        .ssl_negotiation(SslNegotiation::Direct)
+        .channel_binding(match target.channel_binding {
+            ChannelBinding::Disable => PgChannelBinding::Disable,
+            ChannelBinding::Prefer => PgChannelBinding::Prefer,
+            ChannelBinding::Require => PgChannelBinding::Require,
+        });
+    if let Some(password) = &target.password {
+        pg.password(password.0.as_bytes());
+    }
+    let Ok(tls) = <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::make_tls_connect(
+        &mut MakeRustlsConnect::new(config),
+        &target.host,
+    );
+    let (client, connection) = pg
+        .connect_raw(stream, tls)
+        .await
+        .map_err(|e| connect_failure(&e, recorder))?;
+    tokio::spawn(async move {
+        // The session ends when the client is dropped; its outcome is not a finding.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Names what went wrong during TLS or login.
+fn connect_failure(e: &tokio_postgres::Error, recorder: &Recorder) -> SessionFailure {
+    if let Some(Err(problem)) = recorder.facts().libpq {
+        return SessionFailure::Certificate { problem };
+    }
+    if let Some(db) = e.as_db_error() {
+        return SessionFailure::Login {
+            sqlstate: Some(db.code().code().to_string()),
+            detail: db.message().to_string(),
+        };
+    }
+    let detail = error_text(e);
+    if recorder.progress() < HandshakeProgress::Verified {
+        SessionFailure::Tls { detail }
+    } else {
+        SessionFailure::Login {
+            sqlstate: None,
+            detail,
+        }
+    }
+}
+
+fn timed_out(stage: &Cell<Stage>, recorder: &Recorder, start: Instant) -> SessionFailure {
+    let mut stage = stage.get();
+    if stage == Stage::TlsHandshake && recorder.progress() == HandshakeProgress::Verified {
+        stage = Stage::Authentication;
+    }
+    SessionFailure::Timeout {
+        stage,
+        after_ms: elapsed_ms(start),
+    }
+}
+
+/// The error and its causes, without repeating a cause already in the text.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn read_stat_ssl(
+    messages: &[SimpleQueryMessage],
+    facts: &mut SessionFacts,
+) -> Result<(), SessionFailure> {
+    let bad = |detail: String| SessionFailure::Query {
+        sqlstate: None,
+        detail,
+    };
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| bad("pg_stat_ssl has no row for this backend".into()))?;
+    let version = row.get(0).unwrap_or_default();
+    facts.server_version_num = version.parse().ok();
+    let json = row
+        .get(1)
+        .ok_or_else(|| bad("pg_stat_ssl row is empty".into()))?;
+    facts.pg_stat_ssl = Some(parse_stat_ssl(json).map_err(bad)?);
+    Ok(())
+}
+
+/// Reads the row whatever its column set; the serial is kept as written
+/// (a 20-byte serial does not fit any machine integer).
+fn parse_stat_ssl(json: &str) -> Result<PgStatSsl, String> {
+    let cols: HashMap<String, Box<RawValue>> =
+        serde_json::from_str(json).map_err(|e| format!("unreadable pg_stat_ssl row: {e}"))?;
+    let text = |key: &str| -> Option<String> {
+        let raw = cols.get(key)?.get();
+        match serde_json::from_str::<Option<String>>(raw) {
+            Ok(value) => value,
+            Err(_) => Some(raw.to_string()),
+        }
+    };
+    Ok(PgStatSsl {
+        ssl: text("ssl").as_deref() == Some("true"),
+        version: text("version"),
+        cipher: text("cipher"),
+        bits: text("bits").and_then(|b| b.parse().ok()),
+        client_dn: text("client_dn").or_else(|| text("clientdn")),
+        client_serial: text("client_serial"),
+        issuer_dn: text("issuer_dn"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg15_row_keeps_a_long_serial_exactly() {
+        let row = r#"{"pid": 7, "ssl": true, "bits": 256, "cipher": "TLS_AES_256_GCM_SHA384", "version": "TLSv1.3", "client_dn": "/CN=probe", "issuer_dn": "/CN=CA", "client_serial": 1234567890123456789012345678901234567890}"#;
+        let got = parse_stat_ssl(row).unwrap();
+        assert!(got.ssl);
+        assert_eq!(got.version.as_deref(), Some("TLSv1.3"));
+        assert_eq!(got.bits, Some(256));
+        assert_eq!(
+            got.client_serial.as_deref(),
+            Some("1234567890123456789012345678901234567890")
+        );
+    }
+
+    #[test]
+    fn pre_12_clientdn_and_nulls() {
+        let row = r#"{"pid": 7, "ssl": false, "bits": null, "cipher": null, "version": null, "clientdn": null, "compression": false}"#;
+        let got = parse_stat_ssl(row).unwrap();
+        assert!(!got.ssl);
+        assert_eq!(got.version, None);
+        assert_eq!(got.client_dn, None);
+        assert_eq!(got.bits, None);
+    }
+}

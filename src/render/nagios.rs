@@ -1,0 +1,51 @@
+//! Monitoring-plugins output: `PGTLS STATUS: summary | perfdata`, then one
+//! line per check (Nagios shows the first line; Icinga keeps the rest).
+
+use std::fmt::Write;
+
+use crate::policy::Report;
+
+pub fn render(report: &Report) -> String {
+    let mut out = format!(
+        "PGTLS {}: {}",
+        report.status.label(),
+        super::summary(report).replace('|', "/")
+    );
+    let perf = perfdata(report);
+    if !perf.is_empty() {
+        let _ = write!(out, " | {}", perf.join(" "));
+    }
+    out.push('\n');
+    for f in &report.findings {
+        // '|' would start perfdata on a continuation line.
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            f.status.label(),
+            f.name,
+            f.summary.replace('|', "/")
+        );
+    }
+    out
+}
+
+/// `label=value[UOM];warn;crit` items. Days use ranges "30:" (alert below 30).
+pub fn perfdata(report: &Report) -> Vec<String> {
+    let mut perf = Vec::new();
+    if let (Some(e), Some(t)) = (&report.expiry, &report.thresholds) {
+        perf.push(format!(
+            "cert_days_left={};{}:;{}:",
+            e.days_left, t.warning_days, t.critical_days
+        ));
+    }
+    if let Some(facts) = &report.facts {
+        if let Some(s) = facts.session.connect_seconds {
+            perf.push(format!("connect_time={s:.6}s"));
+        }
+        if let Some(p) = &facts.plaintext {
+            perf.push(format!("plaintext_time={:.6}s", p.seconds));
+        }
+        perf.push(format!("total_time={:.6}s", facts.total_seconds));
+    }
+    perf
+}

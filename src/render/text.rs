@@ -1,0 +1,103 @@
+//! `--format text`: a report for a person at a terminal.
+
+use std::fmt::Write;
+
+use crate::facts::CertFacts;
+use crate::policy::{date, Report};
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "pg-tls-probe: {}", report.status.label());
+    if let Some(t) = &report.target {
+        let _ = writeln!(
+            out,
+            "target:  {}:{} user={} dbname={}{}",
+            t.host,
+            t.port,
+            t.user,
+            t.dbname,
+            t.hostaddr
+                .map(|a| format!(" hostaddr={a}"))
+                .unwrap_or_default()
+        );
+        for note in &t.notes {
+            let _ = writeln!(out, "note:    {note}");
+        }
+    }
+    let _ = writeln!(out, "\nchecks:");
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<18} {}",
+            f.status.label(),
+            f.name,
+            f.summary
+        );
+    }
+    let Some(facts) = &report.facts else {
+        return out;
+    };
+    if let Some(s) = &facts.session.pg_stat_ssl {
+        let _ = writeln!(out, "\nsession (pg_stat_ssl):");
+        let _ = writeln!(out, "  ssl       {}", s.ssl);
+        for (key, value) in [
+            ("version", s.version.clone()),
+            ("cipher", s.cipher.clone()),
+            ("bits", s.bits.map(|b| b.to_string())),
+            ("client_dn", s.client_dn.clone()),
+            ("issuer_dn", s.issuer_dn.clone()),
+            (
+                "server",
+                facts.session.server_version_num.map(|v| v.to_string()),
+            ),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(out, "  {key:<9} {value}");
+            }
+        }
+    }
+    let chain = &facts.session.chain;
+    for (i, cert) in chain.presented.iter().enumerate() {
+        let role = if i == 0 { "leaf" } else { "intermediate" };
+        cert_block(&mut out, role, cert, facts.now);
+    }
+    if let Some(anchor) = &chain.anchor {
+        cert_block(&mut out, "root (sslrootcert)", anchor, facts.now);
+    }
+    if !chain.strict_only_issues.is_empty() {
+        let _ = writeln!(out, "\nstrict clients would refuse this certificate:");
+        for issue in &chain.strict_only_issues {
+            let _ = writeln!(out, "  - {issue}");
+        }
+    }
+    let _ = writeln!(out, "\ntimings:");
+    if let Some(s) = facts.session.connect_seconds {
+        let _ = writeln!(out, "  connect   {:.1} ms", s * 1000.0);
+    }
+    if let Some(p) = &facts.plaintext {
+        let _ = writeln!(out, "  plaintext {:.1} ms", p.seconds * 1000.0);
+    }
+    let _ = writeln!(out, "  total     {:.1} ms", facts.total_seconds * 1000.0);
+    out
+}
+
+fn cert_block(out: &mut String, role: &str, c: &CertFacts, now: i64) {
+    let _ = writeln!(out, "\n{role} certificate:");
+    let _ = writeln!(out, "  subject   {}", c.subject);
+    let _ = writeln!(out, "  issuer    {}", c.issuer);
+    let mut names: Vec<String> = c.san_dns.iter().map(|n| format!("DNS:{n}")).collect();
+    names.extend(c.san_ip.iter().map(|n| format!("IP:{n}")));
+    if !names.is_empty() {
+        let _ = writeln!(out, "  SAN       {}", names.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "  validity  {} to {} ({} days left)",
+        date(c.not_before),
+        date(c.not_after),
+        (c.not_after - now).div_euclid(86_400)
+    );
+    let _ = writeln!(out, "  key       {}, {}", c.key, c.signature_algorithm);
+    let _ = writeln!(out, "  version   v{}, serial {}", c.version, c.serial);
+    let _ = writeln!(out, "  sha256    {}", c.sha256_fingerprint);
+}
