@@ -152,8 +152,6 @@ pub enum SessionFailure {
     },
     /// No answer within the time allowed, at the given stage.
     Timeout { stage: Stage, after_ms: u64 },
-    /// Anything else the connection reported.
-    Other { detail: String },
 }
 
 /// The row of `pg_stat_ssl` for the probe's own backend.

@@ -225,7 +225,6 @@ fn connection(session: &SessionFacts, target: &Target) -> Finding {
             stage.describe(),
             *after_ms as f64 / 1000.0
         )),
-        Some(SessionFailure::Other { detail }) => critical(detail.clone()),
     }
 }
 
@@ -463,4 +462,242 @@ pub fn date(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| format!("@{unix}"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::facts::{AuthRequest, Stage};
+    use crate::target::{ChannelBinding, RootCerts};
+
+    pub const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    pub fn cert(subject: &str, not_after: i64) -> CertFacts {
+        CertFacts {
+            version: 3,
+            subject: subject.into(),
+            issuer: "CN=PostgreSQL CA".into(),
+            serial: "01".into(),
+            not_before: NOW - 10 * DAY,
+            not_after,
+            common_names: vec![],
+            san_dns: vec!["localhost".into()],
+            san_ip: vec![],
+            key: "EC P-256".into(),
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            is_ca: false,
+            self_signed: false,
+            sha256_fingerprint: "AA".into(),
+        }
+    }
+
+    pub fn target() -> Target {
+        Target {
+            host: "localhost".into(),
+            hostaddr: None,
+            port: 5432,
+            user: "probe".into(),
+            dbname: "postgres".into(),
+            password: None,
+            sslmode: SslMode::VerifyFull,
+            sslrootcert: RootCerts::File("ca.crt".into()),
+            sslcert: None,
+            sslkey: None,
+            channel_binding: ChannelBinding::Prefer,
+            connect_timeout: None,
+            application_name: "pg-tls-probe".into(),
+            notes: vec![],
+        }
+    }
+
+    /// A server set up exactly per the article, certificate valid a year.
+    pub fn healthy() -> Facts {
+        let mut anchor = cert("CN=PostgreSQL CA", NOW + 3650 * DAY);
+        anchor.is_ca = true;
+        Facts {
+            session: SessionFacts {
+                chain: CertChainFacts {
+                    presented: vec![cert("CN=localhost", NOW + 365 * DAY)],
+                    anchor: Some(anchor),
+                    checked_name: Some("localhost".into()),
+                    libpq: Some(Ok(())),
+                    strict: Some(Ok(())),
+                    strict_only_issues: vec![],
+                },
+                server_version_num: Some(150018),
+                pg_stat_ssl: Some(PgStatSsl {
+                    ssl: true,
+                    version: Some("TLSv1.3".into()),
+                    cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+                    bits: Some(256),
+                    ..Default::default()
+                }),
+                connect_seconds: Some(0.004),
+                failure: None,
+            },
+            plaintext: Some(PlaintextFacts {
+                outcome: PlaintextOutcome::Error {
+                    sqlstate: "28000".into(),
+                    severity: "FATAL".into(),
+                    message: "no pg_hba.conf entry".into(),
+                },
+                seconds: 0.002,
+            }),
+            total_seconds: 0.005,
+            now: NOW,
+        }
+    }
+
+    pub fn thresholds() -> Thresholds {
+        Thresholds {
+            warning_days: 30,
+            critical_days: 7,
+            min_tls: TlsVersion::Tls12,
+        }
+    }
+
+    fn judge(facts: Facts) -> Report {
+        evaluate(facts, target(), thresholds())
+    }
+
+    fn status_of(report: &Report, name: &str) -> Status {
+        report
+            .findings
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no finding {name} in {:?}", report.findings))
+            .status
+    }
+
+    #[test]
+    fn article_setup_is_ok() {
+        let report = judge(healthy());
+        assert_eq!(report.status, Status::Ok, "{:?}", report.findings);
+        let names: Vec<_> = report.findings.iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "connection",
+                "certificate",
+                "certificate_expiry",
+                "strict_clients",
+                "tls_session",
+                "plaintext"
+            ]
+        );
+    }
+
+    #[test]
+    fn expiry_windows_use_the_soonest_certificate() {
+        for (days, want) in [
+            (30, Status::Ok),
+            (29, Status::Warning),
+            (7, Status::Warning),
+            (6, Status::Critical),
+            (-1, Status::Critical),
+        ] {
+            let mut facts = healthy();
+            facts.session.chain.anchor.as_mut().unwrap().not_after = NOW + days * DAY + 60;
+            let report = judge(facts);
+            assert_eq!(status_of(&report, "certificate_expiry"), want, "{days} days");
+            assert_eq!(report.expiry.as_ref().unwrap().role, "root");
+            assert_eq!(report.status, want);
+        }
+    }
+
+    #[test]
+    fn only_libpq_accepting_is_a_warning_naming_why() {
+        let mut facts = healthy();
+        facts.session.chain.strict = Some(Err("UnsupportedCertVersion".into()));
+        facts.session.chain.strict_only_issues = vec!["X.509 v1 certificate".into()];
+        let report = judge(facts);
+        assert_eq!(report.status, Status::Warning);
+        let f = report.findings.iter().find(|f| f.name == "strict_clients").unwrap();
+        assert!(f.summary.contains("X.509 v1"), "{}", f.summary);
+    }
+
+    #[test]
+    fn plaintext_outcomes() {
+        let cases = [
+            (
+                PlaintextOutcome::AuthRequested {
+                    method: AuthRequest::Sasl,
+                    mechanisms: vec!["SCRAM-SHA-256".into()],
+                },
+                Status::Critical,
+                "SCRAM-SHA-256",
+            ),
+            (PlaintextOutcome::AuthOk, Status::Critical, "no authentication"),
+            (
+                PlaintextOutcome::Error {
+                    sqlstate: "53300".into(),
+                    severity: "FATAL".into(),
+                    message: "sorry, too many clients already".into(),
+                },
+                Status::Unknown,
+                "53300",
+            ),
+            (
+                PlaintextOutcome::Timeout {
+                    stage: Stage::Authentication,
+                    after_ms: 2000,
+                },
+                Status::Unknown,
+                "timed out",
+            ),
+        ];
+        for (outcome, want, phrase) in cases {
+            let mut facts = healthy();
+            facts.plaintext.as_mut().unwrap().outcome = outcome;
+            let report = judge(facts);
+            let f = report.findings.iter().find(|f| f.name == "plaintext").unwrap();
+            assert_eq!(f.status, want, "{}", f.summary);
+            assert!(f.summary.contains(phrase), "{}", f.summary);
+            assert_eq!(report.status, want);
+        }
+    }
+
+    #[test]
+    fn old_protocol_or_no_ssl_is_critical() {
+        let mut facts = healthy();
+        facts.session.pg_stat_ssl.as_mut().unwrap().version = Some("TLSv1.1".into());
+        let report = judge(facts);
+        assert_eq!(status_of(&report, "tls_session"), Status::Critical);
+
+        let mut facts = healthy();
+        facts.session.pg_stat_ssl.as_mut().unwrap().ssl = false;
+        assert_eq!(judge(facts).status, Status::Critical);
+    }
+
+    #[test]
+    fn a_failed_session_reports_only_what_it_reached() {
+        let mut facts = healthy();
+        facts.session.chain = CertChainFacts::default();
+        facts.session.pg_stat_ssl = None;
+        facts.session.failure = Some(SessionFailure::Timeout {
+            stage: Stage::SslRequest,
+            after_ms: 2000,
+        });
+        let report = judge(facts);
+        assert_eq!(report.status, Status::Critical);
+        let names: Vec<_> = report.findings.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["connection", "plaintext"]);
+        assert!(report.findings[0].summary.contains("timed out at SSLRequest"));
+    }
+
+    #[test]
+    fn unknown_never_hides_critical() {
+        let mut facts = healthy();
+        facts.session.failure = Some(SessionFailure::TlsRefused);
+        facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Closed;
+        assert_eq!(judge(facts).status, Status::Critical);
+        assert!(Status::Unknown > Status::Warning);
+    }
+
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(NOW), "2027-01-15");
+    }
 }

@@ -38,7 +38,8 @@ pub async fn run_all(plan: &Plan) -> Facts {
             let budget = plan.deadline.saturating_duration_since(Instant::now());
             let plaintext = async {
                 if plan.plaintext_check {
-                    Some(plaintext::probe(&plan.target, &addrs, budget).await)
+                    let limit = budget_with(plan.target.connect_timeout, budget);
+                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
                 } else {
                     None
                 }

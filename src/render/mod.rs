@@ -49,3 +49,78 @@ fn ok_summary(report: &Report) -> Option<String> {
     });
     Some(parts.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{PlaintextOutcome, SessionFailure, Stage};
+    use crate::policy::evaluate;
+    use crate::policy::tests::{healthy, target, thresholds};
+
+    #[test]
+    fn nagios_golden_ok() {
+        let report = evaluate(healthy(), target(), thresholds());
+        let want = "\
+PGTLS OK: localhost:5432 TLSv1.3, leaf expires in 365 days, plaintext rejected | cert_days_left=365;30:;7: connect_time=0.004000s plaintext_time=0.002000s total_time=0.005000s
+OK connection: logged in to localhost:5432 as probe over TLSv1.3 in 4 ms
+OK certificate: chains to CN=PostgreSQL CA, name localhost matches
+OK certificate_expiry: leaf CN=localhost expires in 365 days (2028-01-15)
+OK strict_clients: strict verifiers (webpki) accept the certificate too
+OK tls_session: TLSv1.3 TLS_AES_256_GCM_SHA384 256 bits
+OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hba.conf entry)
+";
+        assert_eq!(render(&report, Format::Nagios), want);
+    }
+
+    #[test]
+    fn nagios_summary_names_the_worst_and_never_leaks_a_pipe() {
+        let mut facts = healthy();
+        facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Error {
+            sqlstate: "XX000".into(),
+            severity: "FATAL".into(),
+            message: "odd | message".into(),
+        };
+        facts.session.failure = Some(SessionFailure::Timeout {
+            stage: Stage::Query,
+            after_ms: 1500,
+        });
+        let out = render(&evaluate(facts, target(), thresholds()), Format::Nagios);
+        let first = out.lines().next().unwrap();
+        assert!(
+            first.starts_with("PGTLS CRITICAL: timed out at query after 1.5 s | "),
+            "{first}"
+        );
+        assert_eq!(out.matches('|').count(), 1, "{out}");
+    }
+
+    #[test]
+    fn json_carries_the_contract_fields() {
+        let report = evaluate(healthy(), target(), thresholds());
+        let doc: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+        assert_eq!(doc["status"], "OK");
+        assert_eq!(doc["exit_code"], 0);
+        assert_eq!(doc["target"]["sslmode"], "verify-full");
+        assert_eq!(doc["checks"][0]["name"], "connection");
+        assert_eq!(doc["checks"][0]["status"], "OK");
+        assert_eq!(doc["tls"]["version"], "TLSv1.3");
+        assert_eq!(doc["certificate"]["days_left"], 365);
+        assert_eq!(doc["certificate"]["libpq"], "accepted");
+        assert_eq!(doc["plaintext"]["outcome"]["kind"], "error");
+        assert_eq!(doc["plaintext"]["outcome"]["sqlstate"], "28000");
+        assert!(doc["failure"].is_null());
+        assert_eq!(doc["timings"]["total_seconds"], 0.005);
+    }
+
+    #[test]
+    fn unusable_run_renders_in_every_format() {
+        let report = Report::unusable("sslmode=require does not verify".into());
+        assert_eq!(
+            render(&report, Format::Nagios),
+            "PGTLS UNKNOWN: sslmode=require does not verify\nUNKNOWN arguments: sslmode=require does not verify\n"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+        assert_eq!(doc["exit_code"], 3);
+        assert!(doc["target"].is_null());
+        assert!(render(&report, Format::Text).contains("UNKNOWN"));
+    }
+}
