@@ -600,7 +600,11 @@ pub(crate) mod tests {
             let mut facts = healthy();
             facts.session.chain.anchor.as_mut().unwrap().not_after = NOW + days * DAY + 60;
             let report = judge(facts);
-            assert_eq!(status_of(&report, "certificate_expiry"), want, "{days} days");
+            assert_eq!(
+                status_of(&report, "certificate_expiry"),
+                want,
+                "{days} days"
+            );
             assert_eq!(report.expiry.as_ref().unwrap().role, "root");
             assert_eq!(report.status, want);
         }
@@ -613,7 +617,11 @@ pub(crate) mod tests {
         facts.session.chain.strict_only_issues = vec!["X.509 v1 certificate".into()];
         let report = judge(facts);
         assert_eq!(report.status, Status::Warning);
-        let f = report.findings.iter().find(|f| f.name == "strict_clients").unwrap();
+        let f = report
+            .findings
+            .iter()
+            .find(|f| f.name == "strict_clients")
+            .unwrap();
         assert!(f.summary.contains("X.509 v1"), "{}", f.summary);
     }
 
@@ -628,7 +636,11 @@ pub(crate) mod tests {
                 Status::Critical,
                 "SCRAM-SHA-256",
             ),
-            (PlaintextOutcome::AuthOk, Status::Critical, "no authentication"),
+            (
+                PlaintextOutcome::AuthOk,
+                Status::Critical,
+                "no authentication",
+            ),
             (
                 PlaintextOutcome::Error {
                     sqlstate: "53300".into(),
@@ -651,7 +663,11 @@ pub(crate) mod tests {
             let mut facts = healthy();
             facts.plaintext.as_mut().unwrap().outcome = outcome;
             let report = judge(facts);
-            let f = report.findings.iter().find(|f| f.name == "plaintext").unwrap();
+            let f = report
+                .findings
+                .iter()
+                .find(|f| f.name == "plaintext")
+                .unwrap();
             assert_eq!(f.status, want, "{}", f.summary);
             assert!(f.summary.contains(phrase), "{}", f.summary);
             assert_eq!(report.status, want);
@@ -683,7 +699,9 @@ pub(crate) mod tests {
         assert_eq!(report.status, Status::Critical);
         let names: Vec<_> = report.findings.iter().map(|f| f.name).collect();
         assert_eq!(names, ["connection", "plaintext"]);
-        assert!(report.findings[0].summary.contains("timed out at SSLRequest"));
+        assert!(report.findings[0]
+            .summary
+            .contains("timed out at SSLRequest"));
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
                 sqlstate: e.code().map(|c| c.code().to_string()),
                 detail: error_text(&e),
             })?;
+        // Dropping the client makes the connection send Terminate and
+        // close_notify; waiting for that keeps the server's log free of
+        // "unexpected EOF" lines and costs no round trip.
+        drop(client);
+        let _ = tokio::time::timeout(budget.saturating_sub(start.elapsed()), connection).await;
         read_stat_ssl(&rows, &mut facts)
     }
     .await;
@@ -80,7 +85,7 @@ async fn login(
     config: rustls::ClientConfig,
     recorder: &Recorder,
     stage: &Cell<Stage>,
-) -> Result<tokio_postgres::Client, SessionFailure> {
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), SessionFailure> {
     let target = &plan.target;
     let mut stream = connect_any(addrs)
         .await
@@ -156,11 +161,11 @@ async fn login(
         .connect_raw(stream, tls)
         .await
         .map_err(|e| connect_failure(&e, recorder))?;
-    tokio::spawn(async move {
+    let connection = tokio::spawn(async move {
         // The session ends when the client is dropped; its outcome is not a finding.
         let _ = connection.await;
     });
-    Ok(client)
+    Ok((client, connection))
 }
 
 /// Names what went wrong during TLS or login.
