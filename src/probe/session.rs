@@ -51,7 +51,7 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
     };
     let login_limit = budget_with(target.connect_timeout, budget);
     let result = async {
-        let client =
+        let (client, connection) =
             tokio::time::timeout(login_limit, login(plan, addrs, config, &recorder, &stage))
                 .await
                 .map_err(|_| timed_out(&stage, &recorder, start))??;
