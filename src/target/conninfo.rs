@@ -132,7 +132,16 @@ fn parse_uri(rest: &str, params: &mut Params, notes: &mut Vec<String>) -> Result
 
     // User info ends at an '@' seen before the path or query starts (RFC
     // 3986: a raw '/' or '?' cannot be in it; percent-encode them).
-    if let Some(at) = s.find(['@', '/', '?']).filter(|&i| s[i..].starts_with('@')) {
+    let at = s.find(['@', '/', '?']).filter(|&i| s[i..].starts_with('@'));
+    if at.is_none() && misplaced_at(s) {
+        // Likely "user:pa/ss@host": without this the password's head would
+        // be parsed, and echoed, as a port number.
+        return Err(UsageError(
+            "\"@\" after a \"/\" in URI: percent-encode \"/\" as %2F in a user name or password (or \"@\" as %40 in a database name)"
+                .to_string(),
+        ));
+    }
+    if let Some(at) = at {
         let (user, password) = match s[..at].split_once(':') {
             Some((u, p)) => (u, Some(p)),
             None => (&s[..at], None),
@@ -203,6 +212,15 @@ fn parse_uri(rest: &str, params: &mut Params, notes: &mut Vec<String>) -> Result
         }
     }
     Ok(())
+}
+
+/// A ':' before the first '/' and an '@' between it and the query.
+fn misplaced_at(s: &str) -> bool {
+    let Some(slash) = s.find(['/', '?']).filter(|&i| s[i..].starts_with('/')) else {
+        return false;
+    };
+    let path_end = s.find('?').unwrap_or(s.len());
+    s[..slash].contains(':') && s[slash..path_end].contains('@')
 }
 
 /// One `host[:port]` entry of the netloc; IPv6 addresses come in brackets.
@@ -485,6 +503,18 @@ mod tests {
         let e = parse_err("postgresql://db?password=a=b");
         assert!(!e.contains("a=b"), "{e}");
         assert!(parse_err("postgresql://db?service=x").contains("service files"));
+    }
+
+    #[test]
+    fn uri_raw_slash_in_password_is_not_echoed() {
+        let e = parse_err("postgresql://u:hunt/er2@db/app");
+        assert!(!e.contains("hunt"), "{e}");
+        assert!(e.contains("%2F"), "{e}");
+        // '@' in the query, or without a port-like ':', is fine.
+        let (p, _) = parse_ok("postgresql://db:5432/app?user=me@example.com");
+        assert_eq!(p.user.as_deref(), Some("me@example.com"));
+        let (p, _) = parse_ok("postgresql://db/a@b");
+        assert_eq!(p.dbname.as_deref(), Some("a@b"));
     }
 
     #[test]
