@@ -6,9 +6,15 @@
 //! password file. tokio-postgres rejects `sslmode=verify-full` and
 //! `sslrootcert`, so the libpq keywords are parsed here, not by it.
 
+mod conninfo;
+mod params;
+mod pgpass;
+
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use params::Params;
 
 /// Certificate checking the probe performs; anything weaker is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -67,7 +73,9 @@ pub struct Target {
     /// libpq `connect_timeout`: bounds each connection attempt, connect to login.
     pub connect_timeout: Option<Duration>,
     pub application_name: String,
-    /// What the resolver ignored or assumed, e.g. a .pgpass ignored for its permissions.
+    /// What was ignored or assumed on the way (ignored keywords, a password
+    /// file skipped for its permissions, default host or certificates), for
+    /// the report: no silent surprises, no printing from here.
     pub notes: Vec<String>,
 }
 
@@ -99,9 +107,1004 @@ impl std::fmt::Display for UsageError {
 pub fn resolve(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
-    home: Option<&std::path::Path>,
+    home: Option<&Path>,
     os_user: &str,
 ) -> Result<Target, UsageError> {
-    let _ = (flags, env, home, os_user);
-    todo!("target::resolve")
+    let mut notes = Vec::new();
+    let (conninfo, from_flags) = split_flags(flags, &mut notes)?;
+    let from_conninfo = match conninfo {
+        Some(s) => conninfo::parse(s, &mut notes)?,
+        None => Params::default(),
+    };
+    let from_env = Params::from_env(env)?;
+    finish(
+        from_flags.over(from_conninfo).over(from_env),
+        home,
+        os_user,
+        notes,
+    )
+}
+
+/// Adds a note unless the same text is already there.
+fn push_note(notes: &mut Vec<String>, note: String) {
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
+/// `Some` only for a non-empty value.
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// Finds the connection string among the positional argument and `-d`, as
+/// psql does, and turns the remaining flags into the top-precedence source.
+///
+/// Empty flags count as absent: libpq ignores empty values passed beside
+/// the connection string.
+fn split_flags<'f>(
+    flags: &'f Flags,
+    notes: &mut Vec<String>,
+) -> Result<(Option<&'f str>, Params), UsageError> {
+    let positional = non_empty(flags.conninfo.as_deref());
+    let dash_d = non_empty(flags.dbname.as_deref());
+    let is_cs = |v: &&str| conninfo::is_conninfo(v);
+    let (pos_cs, d_cs) = (positional.filter(is_cs), dash_d.filter(is_cs));
+    if pos_cs.is_some() && d_cs.is_some() {
+        return Err(UsageError(
+            "two connection strings given (CONNINFO and -d); give one".to_string(),
+        ));
+    }
+    let pos_db = positional.filter(|v| !is_cs(v));
+    let d_db = dash_d.filter(|v| !is_cs(v));
+    if let (Some(pos), Some(_)) = (pos_db, d_db) {
+        notes.push(format!(
+            "database name \"{pos}\" (positional argument) overridden by -d"
+        ));
+    }
+    let owned = |v: Option<&str>| v.map(str::to_string);
+    let params = Params {
+        host: owned(non_empty(flags.host.as_deref())),
+        port: owned(non_empty(flags.port.as_deref())),
+        user: owned(non_empty(flags.username.as_deref())),
+        dbname: owned(d_db.or(pos_db)),
+        ..Params::default()
+    };
+    Ok((pos_cs.or(d_cs), params))
+}
+
+const DEFAULT_PORT: u16 = 5432;
+const DEFAULT_APPLICATION_NAME: &str = "pg-tls-probe";
+
+/// Validates the layered settings and fills in libpq's defaults.
+fn finish(
+    p: Params,
+    home: Option<&Path>,
+    os_user: &str,
+    mut notes: Vec<String>,
+) -> Result<Target, UsageError> {
+    check_sslnegotiation(p.sslnegotiation.as_deref())?;
+    let sslmode = parse_sslmode(p.sslmode.as_deref())?;
+    let hostaddr = parse_hostaddr(non_empty(p.hostaddr.as_deref()))?;
+    let (host, hostaddr) = resolve_host(non_empty(p.host.as_deref()), hostaddr, &mut notes)?;
+    let port = parse_port(non_empty(p.port.as_deref()))?;
+    let user = non_empty(p.user.as_deref()).unwrap_or(os_user).to_string();
+    let dbname = non_empty(p.dbname.as_deref()).unwrap_or(&user).to_string();
+    let channel_binding = parse_channel_binding(p.channel_binding.as_deref())?;
+    let connect_timeout = parse_connect_timeout(p.connect_timeout.as_deref())?;
+    let application_name = non_empty(p.application_name.as_deref())
+        .unwrap_or(DEFAULT_APPLICATION_NAME)
+        .to_string();
+    let sslrootcert = resolve_root_certs(p.sslrootcert.as_deref(), sslmode, home, &mut notes)?;
+    let (sslcert, sslkey) = resolve_client_cert(
+        non_empty(p.sslcert.as_deref()),
+        non_empty(p.sslkey.as_deref()),
+        home,
+        &mut notes,
+    )?;
+
+    // libpq consults the password file only when no (non-empty) password
+    // came from the connection string or PGPASSWORD.
+    let password = match p.password.filter(|s| !s.0.is_empty()) {
+        Some(password) => Some(password),
+        None => {
+            let file = match non_empty(p.passfile.as_deref()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => home.map(|h| h.join(".pgpass")),
+            };
+            let port_text = port.to_string();
+            let want = pgpass::Lookup {
+                host: &host,
+                port: &port_text,
+                dbname: &dbname,
+                user: &user,
+            };
+            file.and_then(|file| pgpass::lookup(&file, want, &mut notes))
+        }
+    };
+
+    Ok(Target {
+        host,
+        hostaddr,
+        port,
+        user,
+        dbname,
+        password,
+        sslmode,
+        sslrootcert,
+        sslcert,
+        sslkey,
+        channel_binding,
+        connect_timeout,
+        application_name,
+        notes,
+    })
+}
+
+/// The probe's TLS sessions must verify the server; weaker modes would make
+/// an OK mean nothing, so they are refused rather than downgraded.
+fn parse_sslmode(value: Option<&str>) -> Result<SslMode, UsageError> {
+    const WHY: &str = "pg-tls-probe checks with verify-full (or verify-ca)";
+    match value.unwrap_or("verify-full") {
+        "verify-full" => Ok(SslMode::VerifyFull),
+        "verify-ca" => Ok(SslMode::VerifyCa),
+        "disable" => Err(UsageError(format!(
+            "sslmode=disable does not use TLS; {WHY}"
+        ))),
+        mode @ ("allow" | "prefer") => Err(UsageError(format!(
+            "sslmode={mode} may fall back to a plaintext connection; {WHY}"
+        ))),
+        "require" => Err(UsageError(format!(
+            "sslmode=require does not verify the server certificate; {WHY}"
+        ))),
+        other => Err(UsageError(format!("invalid sslmode value: \"{other}\""))),
+    }
+}
+
+/// Only the classic SSLRequest negotiation is implemented so far.
+fn check_sslnegotiation(value: Option<&str>) -> Result<(), UsageError> {
+    match value {
+        None | Some("postgres") => Ok(()),
+        Some("direct") => Err(UsageError(
+            "sslnegotiation=direct is not supported yet (direct TLS comes later); use sslnegotiation=postgres"
+                .to_string(),
+        )),
+        Some(other) => Err(UsageError(format!(
+            "invalid sslnegotiation value: \"{other}\""
+        ))),
+    }
+}
+
+fn parse_channel_binding(value: Option<&str>) -> Result<ChannelBinding, UsageError> {
+    match value.unwrap_or("prefer") {
+        "disable" => Ok(ChannelBinding::Disable),
+        "prefer" => Ok(ChannelBinding::Prefer),
+        "require" => Ok(ChannelBinding::Require),
+        other => Err(UsageError(format!(
+            "invalid channel_binding value: \"{other}\""
+        ))),
+    }
+}
+
+/// One probe run checks one server: its report and exit code describe that
+/// server, so libpq's host lists (try each in turn) are refused.
+fn one_host_only(keyword: &str, value: &str) -> Result<(), UsageError> {
+    if value.contains(',') {
+        return Err(UsageError(format!(
+            "probe one host per run: {keyword} lists like \"{value}\" are not supported"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_hostaddr(value: Option<&str>) -> Result<Option<(IpAddr, String)>, UsageError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    one_host_only("hostaddr", text)?;
+    match text.parse::<IpAddr>() {
+        Ok(addr) => Ok(Some((addr, text.to_string()))),
+        Err(_) => Err(UsageError(format!(
+            "invalid hostaddr \"{text}\": not an IP address"
+        ))),
+    }
+}
+
+/// The name the certificate is checked against. Without a host name libpq
+/// checks hostaddr, and without either it would use a Unix socket, where
+/// there is no TLS: the probe goes to localhost over TCP instead.
+fn resolve_host(
+    host: Option<&str>,
+    hostaddr: Option<(IpAddr, String)>,
+    notes: &mut Vec<String>,
+) -> Result<(String, Option<IpAddr>), UsageError> {
+    let addr = hostaddr.as_ref().map(|(addr, _)| *addr);
+    if let Some(host) = host {
+        one_host_only("host", host)?;
+        if host.starts_with('/') || host.starts_with('@') {
+            return Err(UsageError(format!(
+                "host \"{host}\" is a Unix-domain socket; TLS needs a TCP host name or IP address"
+            )));
+        }
+        return Ok((host.to_string(), addr));
+    }
+    match hostaddr {
+        Some((addr, text)) => {
+            notes.push(format!(
+                "no host name given; the server certificate is checked against hostaddr {text}"
+            ));
+            Ok((text, Some(addr)))
+        }
+        None => {
+            notes.push("no host given; using localhost (TLS needs TCP)".to_string());
+            Ok(("localhost".to_string(), None))
+        }
+    }
+}
+
+/// libpq's `parse_int_param`: C whitespace around an optionally signed
+/// decimal that fits an `int`.
+fn parse_c_int(value: &str) -> Option<i32> {
+    let is_c_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c');
+    let trimmed = value.trim_matches(is_c_space);
+    if trimmed.starts_with("+-") || trimmed.starts_with("-+") {
+        return None;
+    }
+    trimmed.parse().ok()
+}
+
+fn parse_port(value: Option<&str>) -> Result<u16, UsageError> {
+    let Some(text) = value else {
+        return Ok(DEFAULT_PORT);
+    };
+    one_host_only("port", text)?;
+    parse_c_int(text)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&n| n != 0)
+        .ok_or_else(|| UsageError(format!("invalid port number: \"{text}\"")))
+}
+
+/// libpq: zero or negative means no limit, and 1 is raised to 2 because a
+/// one-second timeout can expire almost at once with second granularity.
+fn parse_connect_timeout(value: Option<&str>) -> Result<Option<Duration>, UsageError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let seconds = parse_c_int(text).ok_or_else(|| {
+        UsageError(format!(
+            "invalid integer value \"{text}\" for connection option \"connect_timeout\""
+        ))
+    })?;
+    Ok(match seconds {
+        ..=0 => None,
+        1 => Some(Duration::from_secs(2)),
+        n => Some(Duration::from_secs(u64::from(n.unsigned_abs()))),
+    })
+}
+
+/// Expands a leading `~/`, which a shell would not expand inside a
+/// connection string.
+fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// `sslrootcert`, or libpq's default `~/.postgresql/root.crt`. Under
+/// verify-ca/verify-full libpq fails without a root certificate; so does
+/// this, before any connection is made.
+fn resolve_root_certs(
+    value: Option<&str>,
+    sslmode: SslMode,
+    home: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Result<RootCerts, UsageError> {
+    match non_empty(value) {
+        Some("system") => {
+            // libpq refuses this pairing: any public CA's certificate
+            // would pass without the host name check.
+            if sslmode == SslMode::VerifyCa {
+                return Err(UsageError(
+                    "sslmode=verify-ca may not be used with sslrootcert=system (use verify-full)"
+                        .to_string(),
+                ));
+            }
+            Ok(RootCerts::System)
+        }
+        Some(path) => Ok(RootCerts::File(expand_home(path, home))),
+        None => {
+            let Some(home) = home else {
+                return Err(UsageError(
+                    "no root certificate: set sslrootcert or PGSSLROOTCERT (no home directory for libpq's default ~/.postgresql/root.crt)"
+                        .to_string(),
+                ));
+            };
+            let default = home.join(".postgresql").join("root.crt");
+            if !default.exists() {
+                return Err(UsageError(format!(
+                    "no root certificate: set sslrootcert or PGSSLROOTCERT (libpq's default {} does not exist)",
+                    default.display()
+                )));
+            }
+            notes.push(format!(
+                "sslrootcert not set; using libpq's default {}",
+                default.display()
+            ));
+            Ok(RootCerts::File(default))
+        }
+    }
+}
+
+/// Client certificate and key: both or neither. Like libpq, an existing
+/// `~/.postgresql/postgresql.crt` is used when sslcert is unset.
+fn resolve_client_cert(
+    cert: Option<&str>,
+    key: Option<&str>,
+    home: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Result<(Option<PathBuf>, Option<PathBuf>), UsageError> {
+    let key = key.map(|k| expand_home(k, home));
+    if let Some(cert) = cert {
+        return match key {
+            Some(key) => Ok((Some(expand_home(cert, home)), Some(key))),
+            None => Err(UsageError(
+                "sslcert given without sslkey: set sslkey (or PGSSLKEY) too".to_string(),
+            )),
+        };
+    }
+    let dir = home.map(|h| h.join(".postgresql"));
+    let default_cert = dir
+        .as_ref()
+        .map(|d| d.join("postgresql.crt"))
+        .filter(|c| c.exists());
+    match (default_cert, key) {
+        (None, None) => Ok((None, None)),
+        (None, Some(_)) => Err(UsageError(
+            "sslkey given without sslcert: set sslcert (or PGSSLCERT) too".to_string(),
+        )),
+        (Some(cert), Some(key)) => {
+            notes.push(format!(
+                "sslcert not set; using libpq's default client certificate {}",
+                cert.display()
+            ));
+            Ok((Some(cert), Some(key)))
+        }
+        (Some(cert), None) => {
+            let key = cert.with_file_name("postgresql.key");
+            notes.push(format!(
+                "sslcert not set; using libpq's default client certificate {} and key {}",
+                cert.display(),
+                key.display()
+            ));
+            Ok((Some(cert), Some(key)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A home directory with nothing in it, so no default files exist.
+    fn empty_home() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    /// Resolves with the given home; sslrootcert=system unless set.
+    fn run_in(home: &Path, flags: Flags, env: &[(&str, &str)]) -> Result<Target, UsageError> {
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "PGSSLROOTCERT") {
+            env.push(("PGSSLROOTCERT", "system"));
+        }
+        resolve(&flags, &env_from(&env), Some(home), "osuser")
+    }
+
+    fn run(flags: Flags, env: &[(&str, &str)]) -> Result<Target, UsageError> {
+        run_in(empty_home().path(), flags, env)
+    }
+
+    fn conninfo(s: &str) -> Flags {
+        Flags {
+            conninfo: Some(s.to_string()),
+            ..Flags::default()
+        }
+    }
+
+    fn ok(flags: Flags, env: &[(&str, &str)]) -> Target {
+        run(flags, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(flags: Flags, env: &[(&str, &str)]) -> String {
+        match run(flags, env) {
+            Ok(t) => panic!("resolved: {t:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn pw(t: &Target) -> Option<&str> {
+        t.password.as_ref().map(|s| s.0.as_str())
+    }
+
+    #[test]
+    fn defaults() {
+        let t = ok(Flags::default(), &[]);
+        assert_eq!(t.host, "localhost");
+        assert_eq!(t.hostaddr, None);
+        assert_eq!(t.port, 5432);
+        assert_eq!(t.user, "osuser");
+        assert_eq!(t.dbname, "osuser");
+        assert_eq!(t.password, None);
+        assert_eq!(t.sslmode, SslMode::VerifyFull);
+        assert_eq!(t.sslrootcert, RootCerts::System);
+        assert_eq!((t.sslcert, t.sslkey), (None, None));
+        assert_eq!(t.channel_binding, ChannelBinding::Prefer);
+        assert_eq!(t.connect_timeout, None);
+        assert_eq!(t.application_name, "pg-tls-probe");
+        assert_eq!(
+            t.notes,
+            vec!["no host given; using localhost (TLS needs TCP)"]
+        );
+    }
+
+    #[test]
+    fn precedence_flag_conninfo_env_default() {
+        let env = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "1111"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+            ("PGAPPNAME", "envapp"),
+        ];
+        let t = ok(Flags::default(), &env);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.user.as_str(), t.dbname.as_str()),
+            ("envhost", 1111, "envuser", "envdb")
+        );
+        assert_eq!(t.application_name, "envapp");
+
+        let t = ok(conninfo("host=cihost port=2222 user=ciuser"), &env);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.user.as_str(), t.dbname.as_str()),
+            ("cihost", 2222, "ciuser", "envdb")
+        );
+
+        let flags = Flags {
+            host: Some("flaghost".into()),
+            port: Some("3333".into()),
+            username: Some("flaguser".into()),
+            dbname: Some("flagdb".into()),
+            ..conninfo("host=cihost port=2222 user=ciuser dbname=cidb")
+        };
+        let t = ok(flags, &env);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.user.as_str(), t.dbname.as_str()),
+            ("flaghost", 3333, "flaguser", "flagdb")
+        );
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+    }
+
+    #[test]
+    fn empty_flags_and_env_count_as_unset() {
+        let flags = Flags {
+            host: Some(String::new()),
+            port: Some(String::new()),
+            ..conninfo("host=cihost port=2222")
+        };
+        let t = ok(flags, &[("PGUSER", "")]);
+        assert_eq!((t.host.as_str(), t.port), ("cihost", 2222));
+        assert_eq!(t.user, "osuser");
+    }
+
+    #[test]
+    fn empty_conninfo_value_hides_env() {
+        // libpq keeps host='' (so PGHOST is not consulted), then applies
+        // its default; ours is localhost.
+        let t = ok(conninfo("host=''"), &[("PGHOST", "envhost")]);
+        assert_eq!(t.host, "localhost");
+    }
+
+    #[test]
+    fn dbname_defaults_to_user() {
+        let t = ok(conninfo("user=alice"), &[]);
+        assert_eq!(t.dbname, "alice");
+    }
+
+    #[test]
+    fn positional_plain_word_is_a_dbname() {
+        let t = ok(conninfo("mydb"), &[("PGDATABASE", "envdb")]);
+        assert_eq!(t.dbname, "mydb");
+        assert_eq!(t.host, "localhost");
+    }
+
+    #[test]
+    fn dash_d_connection_string_is_expanded() {
+        let flags = Flags {
+            dbname: Some("postgresql://db.example/app".into()),
+            ..Flags::default()
+        };
+        let t = ok(flags, &[]);
+        assert_eq!((t.host.as_str(), t.dbname.as_str()), ("db.example", "app"));
+
+        let flags = Flags {
+            dbname: Some("host=db.example dbname=app".into()),
+            conninfo: Some("otherdb".into()),
+            ..Flags::default()
+        };
+        // The positional word is a dbname flag and beats the string.
+        let t = ok(flags, &[]);
+        assert_eq!(
+            (t.host.as_str(), t.dbname.as_str()),
+            ("db.example", "otherdb")
+        );
+    }
+
+    #[test]
+    fn dash_d_overrides_positional_dbname_with_note() {
+        let flags = Flags {
+            dbname: Some("ddb".into()),
+            ..conninfo("posdb")
+        };
+        let t = ok(flags, &[]);
+        assert_eq!(t.dbname, "ddb");
+        assert!(
+            t.notes.iter().any(|n| n.contains("\"posdb\"")),
+            "{:?}",
+            t.notes
+        );
+
+        let flags = Flags {
+            dbname: Some("ddb".into()),
+            ..conninfo("host=h dbname=cidb")
+        };
+        assert_eq!(ok(flags, &[]).dbname, "ddb");
+    }
+
+    #[test]
+    fn two_connection_strings_are_refused() {
+        let flags = Flags {
+            dbname: Some("host=b".into()),
+            ..conninfo("postgresql://a")
+        };
+        assert_eq!(
+            err(flags, &[]),
+            "two connection strings given (CONNINFO and -d); give one"
+        );
+    }
+
+    #[test]
+    fn sslmode_refusals() {
+        for mode in ["disable", "allow", "prefer", "require"] {
+            let e = err(conninfo(&format!("sslmode={mode}")), &[]);
+            assert!(e.starts_with(&format!("sslmode={mode} ")), "{e}");
+            assert!(
+                e.ends_with("pg-tls-probe checks with verify-full (or verify-ca)"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            err(conninfo("sslmode=require"), &[]),
+            "sslmode=require does not verify the server certificate; pg-tls-probe checks with verify-full (or verify-ca)"
+        );
+        assert_eq!(
+            err(Flags::default(), &[("PGSSLMODE", "bogus")]),
+            "invalid sslmode value: \"bogus\""
+        );
+        assert_eq!(
+            err(conninfo("sslmode="), &[]),
+            "invalid sslmode value: \"\""
+        );
+        // The URI spelling ssl=true means require.
+        assert!(err(conninfo("postgresql://db?ssl=true"), &[]).starts_with("sslmode=require"));
+    }
+
+    #[test]
+    fn sslmode_verify_ca_and_env() {
+        let t = ok(
+            Flags::default(),
+            &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", "/ca.pem")],
+        );
+        assert_eq!(t.sslmode, SslMode::VerifyCa);
+        assert_eq!(t.sslrootcert, RootCerts::File("/ca.pem".into()));
+        // Conninfo beats env.
+        let t = ok(conninfo("sslmode=verify-full"), &[("PGSSLMODE", "require")]);
+        assert_eq!(t.sslmode, SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn verify_ca_with_system_roots_is_refused() {
+        let e = err(conninfo("sslmode=verify-ca sslrootcert=system"), &[]);
+        assert!(e.contains("sslrootcert=system"), "{e}");
+    }
+
+    #[test]
+    fn sslrootcert_tilde_expands() {
+        let home = empty_home();
+        let t = run_in(home.path(), conninfo("sslrootcert=~/ca/root.pem"), &[]).unwrap();
+        assert_eq!(
+            t.sslrootcert,
+            RootCerts::File(home.path().join("ca/root.pem"))
+        );
+    }
+
+    #[test]
+    fn default_root_crt_is_used_when_present() {
+        let home = empty_home();
+        let flags = Flags::default();
+        let env = |_: &str| None;
+        let e = resolve(&flags, &env, Some(home.path()), "u").unwrap_err();
+        assert!(
+            e.0.starts_with("no root certificate: set sslrootcert or PGSSLROOTCERT"),
+            "{e}"
+        );
+        let e = resolve(&flags, &env, None, "u").unwrap_err();
+        assert!(e.0.starts_with("no root certificate"), "{e}");
+
+        let dir = home.path().join(".postgresql");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("root.crt"), "").unwrap();
+        let t = resolve(&flags, &env, Some(home.path()), "u").unwrap();
+        assert_eq!(t.sslrootcert, RootCerts::File(dir.join("root.crt")));
+        assert!(t.notes.iter().any(|n| n.starts_with("sslrootcert not set")));
+    }
+
+    #[test]
+    fn client_cert_pairs() {
+        let t = ok(conninfo("sslcert=/c.pem sslkey=/k.pem"), &[]);
+        assert_eq!(t.sslcert, Some("/c.pem".into()));
+        assert_eq!(t.sslkey, Some("/k.pem".into()));
+        let t = ok(Flags::default(), &[("PGSSLCERT", "/c"), ("PGSSLKEY", "/k")]);
+        assert_eq!(
+            (t.sslcert, t.sslkey),
+            (Some("/c".into()), Some("/k".into()))
+        );
+        assert_eq!(
+            err(conninfo("sslcert=/c.pem"), &[]),
+            "sslcert given without sslkey: set sslkey (or PGSSLKEY) too"
+        );
+        assert_eq!(
+            err(conninfo("sslkey=/k.pem"), &[]),
+            "sslkey given without sslcert: set sslcert (or PGSSLCERT) too"
+        );
+    }
+
+    #[test]
+    fn default_client_cert_is_used_when_present() {
+        let home = empty_home();
+        let dir = home.path().join(".postgresql");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("postgresql.crt"), "").unwrap();
+        let t = run_in(home.path(), Flags::default(), &[]).unwrap();
+        assert_eq!(t.sslcert, Some(dir.join("postgresql.crt")));
+        assert_eq!(t.sslkey, Some(dir.join("postgresql.key")));
+        assert!(t
+            .notes
+            .iter()
+            .any(|n| n.contains("default client certificate")));
+        // An explicit key pairs with the default certificate, as in libpq.
+        let t = run_in(home.path(), conninfo("sslkey=/k"), &[]).unwrap();
+        assert_eq!(t.sslkey, Some("/k".into()));
+        assert_eq!(t.sslcert, Some(dir.join("postgresql.crt")));
+    }
+
+    #[test]
+    fn unix_socket_hosts_are_refused() {
+        for host in ["/var/run/postgresql", "@abstract"] {
+            let e = err(conninfo(&format!("host={host}")), &[]);
+            assert!(e.contains("Unix-domain socket"), "{e}");
+        }
+        let e = err(Flags::default(), &[("PGHOST", "/tmp")]);
+        assert!(e.contains("Unix-domain socket"), "{e}");
+        let e = err(conninfo("postgresql://%2Fvar%2Frun%2Fpostgresql/db"), &[]);
+        assert!(e.contains("Unix-domain socket"), "{e}");
+    }
+
+    #[test]
+    fn multiple_hosts_are_refused() {
+        let e = err(conninfo("host=a,b"), &[]);
+        assert_eq!(
+            e,
+            "probe one host per run: host lists like \"a,b\" are not supported"
+        );
+        assert!(err(conninfo("postgresql://a:1,b:2/db"), &[]).starts_with("probe one host per run"));
+        assert!(err(conninfo("host=a port=1,2"), &[]).starts_with("probe one host per run"));
+        assert!(
+            err(conninfo("hostaddr=1.2.3.4,5.6.7.8"), &[]).starts_with("probe one host per run")
+        );
+    }
+
+    #[test]
+    fn hostaddr() {
+        let t = ok(conninfo("host=db.example hostaddr=192.0.2.7"), &[]);
+        assert_eq!(t.host, "db.example");
+        assert_eq!(t.hostaddr, Some("192.0.2.7".parse().unwrap()));
+        let t = ok(conninfo("hostaddr=2001:db8::1"), &[]);
+        assert_eq!(t.host, "2001:db8::1");
+        assert!(t.notes[0].contains("hostaddr 2001:db8::1"), "{:?}", t.notes);
+        let t = ok(conninfo("host='' hostaddr=192.0.2.7"), &[]);
+        assert_eq!(t.host, "192.0.2.7");
+        assert_eq!(
+            err(conninfo("hostaddr=db.example"), &[]),
+            "invalid hostaddr \"db.example\": not an IP address"
+        );
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(ok(conninfo("port=1"), &[]).port, 1);
+        assert_eq!(ok(conninfo("port=65535"), &[]).port, 65535);
+        assert_eq!(ok(conninfo("port=' 6432 '"), &[]).port, 6432);
+        assert_eq!(ok(conninfo("port=+6432"), &[]).port, 6432);
+        assert_eq!(ok(conninfo("port="), &[]).port, 5432);
+        for bad in ["0", "65536", "-1", "abc", "54x", "99999999999", "+-1"] {
+            assert_eq!(
+                err(conninfo(&format!("port={bad}")), &[]),
+                format!("invalid port number: \"{bad}\"")
+            );
+        }
+        let flags = Flags {
+            port: Some("x".into()),
+            ..Flags::default()
+        };
+        assert_eq!(err(flags, &[]), "invalid port number: \"x\"");
+    }
+
+    #[test]
+    fn connect_timeout_rules() {
+        let timeout =
+            |v: &str| ok(conninfo(&format!("connect_timeout='{v}'")), &[]).connect_timeout;
+        assert_eq!(timeout("0"), None);
+        assert_eq!(timeout("-5"), None);
+        assert_eq!(timeout("1"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("2"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout(" 10 "), Some(Duration::from_secs(10)));
+        for bad in ["1.5", "ten", "", "10s"] {
+            assert_eq!(
+                err(conninfo(&format!("connect_timeout='{bad}'")), &[]),
+                format!(
+                    "invalid integer value \"{bad}\" for connection option \"connect_timeout\""
+                )
+            );
+        }
+        let t = ok(Flags::default(), &[("PGCONNECT_TIMEOUT", "7")]);
+        assert_eq!(t.connect_timeout, Some(Duration::from_secs(7)));
+        // Empty env var is unset, not an error.
+        let t = ok(Flags::default(), &[("PGCONNECT_TIMEOUT", "")]);
+        assert_eq!(t.connect_timeout, None);
+    }
+
+    #[test]
+    fn channel_binding_values() {
+        let cb = |v: &str| ok(conninfo(&format!("channel_binding={v}")), &[]).channel_binding;
+        assert_eq!(cb("disable"), ChannelBinding::Disable);
+        assert_eq!(cb("prefer"), ChannelBinding::Prefer);
+        assert_eq!(cb("require"), ChannelBinding::Require);
+        let t = ok(Flags::default(), &[("PGCHANNELBINDING", "require")]);
+        assert_eq!(t.channel_binding, ChannelBinding::Require);
+        assert_eq!(
+            err(conninfo("channel_binding=maybe"), &[]),
+            "invalid channel_binding value: \"maybe\""
+        );
+    }
+
+    #[test]
+    fn application_name_sources() {
+        assert_eq!(
+            ok(conninfo("application_name=ci"), &[("PGAPPNAME", "env")]).application_name,
+            "ci"
+        );
+        assert_eq!(
+            ok(conninfo("application_name=''"), &[]).application_name,
+            "pg-tls-probe"
+        );
+        assert_eq!(
+            ok(conninfo("fallback_application_name=x"), &[]).application_name,
+            "pg-tls-probe"
+        );
+    }
+
+    #[test]
+    fn unknown_and_ignored_keywords() {
+        assert_eq!(
+            err(conninfo("host=db foo=1"), &[]),
+            "invalid connection option \"foo\""
+        );
+        let t = ok(conninfo("host=db gssencmode=disable options='-c x=y'"), &[]);
+        assert_eq!(
+            t.notes,
+            vec![
+                "ignored connection option \"gssencmode\": it does not affect this probe",
+                "ignored connection option \"options\": it does not affect this probe",
+            ]
+        );
+    }
+
+    #[test]
+    fn service_is_refused() {
+        assert!(err(conninfo("service=prod"), &[]).starts_with("service files are not supported"));
+        assert!(err(Flags::default(), &[("PGSERVICE", "prod")])
+            .starts_with("service files are not supported"));
+    }
+
+    #[test]
+    fn sslnegotiation() {
+        assert!(ok(conninfo("sslnegotiation=postgres"), &[]).notes.len() == 1);
+        let e = err(conninfo("sslnegotiation=direct"), &[]);
+        assert!(e.contains("direct TLS comes later"), "{e}");
+        let e = err(Flags::default(), &[("PGSSLNEGOTIATION", "direct")]);
+        assert!(e.contains("direct TLS comes later"), "{e}");
+        assert_eq!(
+            err(conninfo("sslnegotiation=x"), &[]),
+            "invalid sslnegotiation value: \"x\""
+        );
+    }
+
+    fn write_pgpass(path: &Path, contents: &str, mode: u32) {
+        fs::write(path, contents).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let _ = mode;
+    }
+
+    #[test]
+    fn password_precedence() {
+        let home = empty_home();
+        write_pgpass(&home.path().join(".pgpass"), "*:*:*:*:frompgpass\n", 0o600);
+        let t = run_in(home.path(), conninfo("host=db"), &[]).unwrap();
+        assert_eq!(pw(&t), Some("frompgpass"));
+        let t = run_in(
+            home.path(),
+            conninfo("host=db"),
+            &[("PGPASSWORD", "fromenv")],
+        )
+        .unwrap();
+        assert_eq!(pw(&t), Some("fromenv"));
+        let t = run_in(
+            home.path(),
+            conninfo("host=db password=fromci"),
+            &[("PGPASSWORD", "fromenv")],
+        )
+        .unwrap();
+        assert_eq!(pw(&t), Some("fromci"));
+        // An empty password means "look in the file", as in libpq.
+        let t = run_in(
+            home.path(),
+            conninfo("host=db password=''"),
+            &[("PGPASSWORD", "fromenv")],
+        )
+        .unwrap();
+        assert_eq!(pw(&t), Some("frompgpass"));
+    }
+
+    #[test]
+    fn pgpass_matches_resolved_target() {
+        let home = empty_home();
+        write_pgpass(
+            &home.path().join(".pgpass"),
+            "\
+# host:port:db:user:password
+db.example:5433:app:alice:wrong-port
+db.example:6432:app:alice:right
+*:*:*:*:fallback
+",
+            0o600,
+        );
+        let t = run_in(
+            home.path(),
+            conninfo("postgresql://alice@db.example:6432/app"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(pw(&t), Some("right"));
+        let t = run_in(home.path(), conninfo("host=other"), &[]).unwrap();
+        assert_eq!(pw(&t), Some("fallback"));
+        // Without a host, libpq looks up hostaddr's text.
+        write_pgpass(
+            &home.path().join(".pgpass"),
+            "192.0.2.7:*:*:*:byaddr\n",
+            0o600,
+        );
+        let t = run_in(home.path(), conninfo("hostaddr=192.0.2.7"), &[]).unwrap();
+        assert_eq!(pw(&t), Some("byaddr"));
+    }
+
+    #[test]
+    fn passfile_keyword_beats_pgpassfile_beats_home() {
+        let home = empty_home();
+        let a = home.path().join("a");
+        let b = home.path().join("b");
+        write_pgpass(&home.path().join(".pgpass"), "*:*:*:*:home\n", 0o600);
+        write_pgpass(&a, "*:*:*:*:a\n", 0o600);
+        write_pgpass(&b, "*:*:*:*:b\n", 0o600);
+        let env = [("PGPASSFILE", b.to_str().unwrap())];
+        let t = run_in(
+            home.path(),
+            conninfo(&format!("passfile='{}'", a.display())),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(pw(&t), Some("a"));
+        let t = run_in(home.path(), conninfo("host=db"), &env).unwrap();
+        assert_eq!(pw(&t), Some("b"));
+        let t = run_in(home.path(), conninfo("host=db"), &[]).unwrap();
+        assert_eq!(pw(&t), Some("home"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn pgpass_with_loose_permissions_is_ignored_with_note() {
+        let home = empty_home();
+        let path = home.path().join(".pgpass");
+        write_pgpass(&path, "*:*:*:*:leaky\n", 0o644);
+        let t = run_in(home.path(), conninfo("host=db"), &[]).unwrap();
+        assert_eq!(t.password, None);
+        let note = t
+            .notes
+            .iter()
+            .find(|n| n.contains("password file"))
+            .expect("a note about the password file");
+        assert!(note.contains("group or world access"), "{note}");
+        assert!(note.contains(&path.display().to_string()), "{note}");
+        assert!(!note.contains("leaky"), "{note}");
+    }
+
+    #[test]
+    fn missing_pgpass_is_silent() {
+        let t = ok(
+            conninfo("host=db"),
+            &[("PGPASSFILE", "/nonexistent/pgpass")],
+        );
+        assert_eq!(t.password, None);
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+    }
+
+    #[test]
+    fn password_never_in_debug_output() {
+        let home = empty_home();
+        write_pgpass(&home.path().join(".pgpass"), "*:*:*:*:filesecret\n", 0o600);
+        for (flags, env) in [
+            (conninfo("host=db password=cisecret"), vec![]),
+            (conninfo("postgresql://u:urisecret@db"), vec![]),
+            (conninfo("host=db"), vec![("PGPASSWORD", "envsecret")]),
+            (conninfo("host=db"), vec![]),
+        ] {
+            let t = run_in(home.path(), flags, &env).unwrap();
+            let debug = format!("{t:?} {t:#?}");
+            assert!(t.password.is_some());
+            assert!(!debug.contains("secret"), "{debug}");
+            assert!(debug.contains("Secret(..)"), "{debug}");
+        }
+    }
+
+    #[test]
+    fn password_never_in_errors() {
+        for s in [
+            "password=hunter2 sslmode=require",
+            "password=hunter2 hunter3=x",
+            "password=hunter2 hunter3",
+            "postgresql://u:hunter2@db?sslmode=prefer",
+            "postgresql://u:hunter2%zz@db",
+            "postgresql://u:hunter/2@db",
+        ] {
+            let e = err(conninfo(s), &[]);
+            assert!(!e.contains("hunter"), "{s}: {e}");
+        }
+    }
 }
