@@ -10,6 +10,9 @@ mod chain;
 mod hostname;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
