@@ -1,0 +1,366 @@
+//! Chain verification as OpenSSL performs it for libpq (`verify-ca`).
+//!
+//! webpki cannot stand in here: it refuses X.509 v1 certificates, which
+//! OpenSSL accepts (v1 roots even act as CAs). So the path is built and
+//! checked with x509-parser, following OpenSSL's order: build the chain
+//! (trusted store first), then CA and purpose checks, then signatures and
+//! validity from the root down. Only the first failure is reported, as libpq
+//! reports only the first.
+
+use rustls_pki_types::CertificateDer;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
+
+use crate::certs;
+use crate::facts::CertProblem;
+
+/// OpenSSL's default verify depth is far larger; real chains are short.
+const MAX_DEPTH: usize = 16;
+
+/// One trusted certificate, or a bare webpki-roots anchor (name + key).
+#[derive(Debug, Clone)]
+pub(crate) struct Anchor {
+    /// DER Name including its SEQUENCE header.
+    pub subject: Vec<u8>,
+    /// DER SubjectPublicKeyInfo including its SEQUENCE header.
+    pub spki: Vec<u8>,
+    /// The full certificate when it came from a PEM file.
+    pub cert: Option<CertificateDer<'static>>,
+}
+
+/// Where anchors came from, for wording "not found in ..." details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnchorSource {
+    File,
+    System,
+}
+
+impl AnchorSource {
+    fn phrase(self) -> &'static str {
+        match self {
+            AnchorSource::File => "sslrootcert",
+            AnchorSource::System => "the system roots (sslrootcert=system)",
+        }
+    }
+}
+
+/// A certificate or anchor on the candidate path.
+struct Node<'a> {
+    /// None only for bare system anchors.
+    cert: Option<X509Certificate<'a>>,
+    name: X509Name<'a>,
+    spki: SubjectPublicKeyInfo<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Presented(usize),
+    Anchor(usize),
+}
+
+/// Verifies `leaf` + `intermediates` against `anchors` at `now` (Unix
+/// seconds); on success returns the index of the anchor the path ends at.
+pub(crate) fn verify(
+    leaf: &[u8],
+    intermediates: &[&[u8]],
+    anchors: &[Anchor],
+    source: AnchorSource,
+    now: i64,
+) -> Result<usize, CertProblem> {
+    let mut presented = Vec::with_capacity(intermediates.len() + 1);
+    for (i, der) in std::iter::once(&leaf)
+        .chain(intermediates.iter())
+        .enumerate()
+    {
+        let cert = certs::parse(der).map_err(|e| CertProblem::Malformed {
+            detail: format!("certificate {} sent by the server: {e}", i + 1),
+        })?;
+        presented.push(Node {
+            name: cert.tbs_certificate.subject.clone(),
+            spki: cert.tbs_certificate.subject_pki.clone(),
+            cert: Some(cert),
+        });
+    }
+    // Anchors that do not parse cannot match anything; they are skipped.
+    let trusted: Vec<Option<Node<'_>>> = anchors
+        .iter()
+        .map(|a| {
+            let cert = match &a.cert {
+                Some(der) => Some(certs::parse(der).ok()?),
+                None => None,
+            };
+            Some(Node {
+                name: certs::parse_name(&a.subject)?,
+                spki: certs::parse_spki(&a.spki)?,
+                cert,
+            })
+        })
+        .collect();
+
+    let path = build_path(&presented, &trusted, anchors, source)?;
+    let nodes: Vec<&Node<'_>> = path
+        .iter()
+        .filter_map(|link| match *link {
+            Link::Presented(i) => presented.get(i),
+            Link::Anchor(i) => trusted.get(i).and_then(Option::as_ref),
+        })
+        .collect();
+    check_extensions(&nodes)?;
+    check_validity(&nodes, now)?;
+    match path.last() {
+        Some(Link::Anchor(i)) => Ok(*i),
+        _ => Err(CertProblem::UnknownIssuer {
+            detail: "no trusted certificate ends the chain".to_string(),
+        }),
+    }
+}
+
+fn self_issued(cert: &X509Certificate<'_>) -> bool {
+    certs::names_match(cert.subject(), cert.issuer())
+}
+
+/// Follows issuers from the leaf, preferring trusted certificates (OpenSSL's
+/// X509_V_FLAG_TRUSTED_FIRST default) until a self-issued trusted
+/// certificate or a bare system anchor ends the path.
+fn build_path(
+    presented: &[Node<'_>],
+    trusted: &[Option<Node<'_>>],
+    anchors: &[Anchor],
+    source: AnchorSource,
+) -> Result<Vec<Link>, CertProblem> {
+    let mut path = vec![Link::Presented(0)];
+    while let Some(&current) = path.last() {
+        let node = match current {
+            Link::Presented(i) => presented.get(i),
+            Link::Anchor(i) => trusted.get(i).and_then(Option::as_ref),
+        };
+        let Some(node) = node else { break };
+        let Some(cert) = &node.cert else {
+            // A bare system anchor: trusted by definition.
+            return Ok(path);
+        };
+        let is_self_issued = self_issued(cert);
+        if let Link::Anchor(_) = current {
+            if is_self_issued {
+                return Ok(path);
+            }
+        } else if is_self_issued {
+            // A presented self-issued certificate that is itself trusted.
+            if let Some(a) = anchors
+                .iter()
+                .position(|a| a.cert.as_ref().map(|c| c.as_ref()) == Some(cert.as_raw()))
+            {
+                if let Some(last) = path.last_mut() {
+                    *last = Link::Anchor(a);
+                }
+                return Ok(path);
+            }
+        }
+        if path.len() > MAX_DEPTH {
+            return Err(CertProblem::UnknownIssuer {
+                detail: format!("certificate chain longer than {MAX_DEPTH}"),
+            });
+        }
+
+        let mut name_matched = false;
+        let mut next = None;
+        let trusted_candidates = trusted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (Link::Anchor(i), n)));
+        let presented_candidates = presented
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, n)| (Link::Presented(i), n));
+        for (link, candidate) in trusted_candidates.chain(presented_candidates) {
+            if path.contains(&link) || !certs::names_match(&candidate.name, cert.issuer()) {
+                continue;
+            }
+            name_matched = true;
+            if cert.verify_signature(Some(&candidate.spki)).is_ok() {
+                next = Some(link);
+                break;
+            }
+        }
+        match next {
+            Some(link) => path.push(link),
+            None if name_matched => {
+                return Err(CertProblem::BadSignature {
+                    subject: certs::name_to_string(cert.subject()),
+                })
+            }
+            None => return Err(unknown_issuer(cert, current, is_self_issued, source)),
+        }
+    }
+    Err(CertProblem::UnknownIssuer {
+        detail: "internal error while building the chain".to_string(),
+    })
+}
+
+/// Words modelled on OpenSSL's verify errors, naming the missing issuer.
+fn unknown_issuer(
+    cert: &X509Certificate<'_>,
+    at: Link,
+    is_self_issued: bool,
+    source: AnchorSource,
+) -> CertProblem {
+    let subject = certs::name_to_string(cert.subject());
+    let issuer = certs::name_to_string(cert.issuer());
+    let detail = match at {
+        Link::Presented(0) if is_self_issued => {
+            format!(
+                "self-signed certificate \"{subject}\" is not in {}",
+                source.phrase()
+            )
+        }
+        Link::Presented(_) if is_self_issued => format!(
+            "self-signed certificate \"{subject}\" in the chain is not in {}",
+            source.phrase()
+        ),
+        Link::Presented(_) => format!("issuer \"{issuer}\" not found in {}", source.phrase()),
+        Link::Anchor(_) => format!(
+            "issuer \"{issuer}\" of trusted certificate \"{subject}\" not found in {} \
+             (OpenSSL needs the chain to end at a self-signed root)",
+            source.phrase()
+        ),
+    };
+    CertProblem::UnknownIssuer { detail }
+}
+
+/// OpenSSL's check_ca(): may this certificate issue others?
+fn may_act_as_ca(cert: &X509Certificate<'_>) -> bool {
+    let key_usage = cert.key_usage().ok().flatten();
+    if let Some(ku) = &key_usage {
+        if !ku.value.key_cert_sign() {
+            return false;
+        }
+    }
+    match cert.basic_constraints() {
+        Ok(Some(bc)) => return bc.value.ca,
+        Ok(None) => {}
+        Err(_) => return false,
+    }
+    // "V1_ROOT": a self-issued v1 certificate is taken as a CA.
+    if cert.version().0 == 0 && self_issued(cert) {
+        return true;
+    }
+    key_usage.is_some()
+}
+
+/// EKU allows TLS server use (SGC OIDs count, as in OpenSSL's xku_reject).
+fn eku_allows_server(cert: &X509Certificate<'_>) -> bool {
+    match cert.extended_key_usage() {
+        Ok(None) => true,
+        Ok(Some(eku)) => {
+            let v = eku.value;
+            v.any
+                || v.server_auth
+                || v.other.iter().any(|oid| {
+                    let id = oid.to_id_string();
+                    id == "2.16.840.1.113730.4.1" || id == "1.3.6.1.4.1.311.10.3.3"
+                })
+        }
+        Err(_) => false,
+    }
+}
+
+fn eku_names(cert: &X509Certificate<'_>) -> String {
+    let Ok(Some(eku)) = cert.extended_key_usage() else {
+        return "unreadable".to_string();
+    };
+    let v = eku.value;
+    let mut names = Vec::new();
+    for (set, name) in [
+        (v.client_auth, "clientAuth"),
+        (v.code_signing, "codeSigning"),
+        (v.email_protection, "emailProtection"),
+        (v.time_stamping, "timeStamping"),
+        (v.ocsp_signing, "OCSPSigning"),
+    ] {
+        if set {
+            names.push(name.to_string());
+        }
+    }
+    names.extend(v.other.iter().map(|o| o.to_id_string()));
+    names.join(", ")
+}
+
+/// CA, path length and purpose checks (OpenSSL check_chain_extensions).
+fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
+    let mut intermediates_below = 0usize;
+    for (depth, node) in nodes.iter().enumerate() {
+        let Some(cert) = &node.cert else { continue };
+        let subject = || certs::name_to_string(cert.subject());
+        let is_trusted_root = depth == nodes.len() - 1 && self_issued(cert);
+        if depth == 0 {
+            if !eku_allows_server(cert) {
+                return Err(CertProblem::BadPurpose {
+                    subject: subject(),
+                    detail: format!(
+                        "extendedKeyUsage lacks serverAuth (has {})",
+                        eku_names(cert)
+                    ),
+                });
+            }
+            if let Ok(Some(ku)) = cert.key_usage() {
+                let ku = ku.value;
+                if !(ku.digital_signature() || ku.key_encipherment() || ku.key_agreement()) {
+                    return Err(CertProblem::BadPurpose {
+                        subject: subject(),
+                        detail: "keyUsage allows none of digitalSignature, keyEncipherment, \
+                                 keyAgreement"
+                            .to_string(),
+                    });
+                }
+            }
+            continue;
+        }
+        if !may_act_as_ca(cert) {
+            return Err(CertProblem::NotCa { subject: subject() });
+        }
+        if let Ok(Some(bc)) = cert.basic_constraints() {
+            if let Some(limit) = bc.value.path_len_constraint {
+                if intermediates_below > limit as usize {
+                    return Err(CertProblem::NotCa { subject: subject() });
+                }
+            }
+        }
+        // A trusted self-signed root passes OpenSSL's purpose check on trust alone.
+        if !is_trusted_root && !eku_allows_server(cert) {
+            return Err(CertProblem::BadPurpose {
+                subject: subject(),
+                detail: format!(
+                    "CA extendedKeyUsage lacks serverAuth (has {})",
+                    eku_names(cert)
+                ),
+            });
+        }
+        if !self_issued(cert) {
+            intermediates_below += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Validity windows from the top of the chain down, as OpenSSL walks them.
+fn check_validity(nodes: &[&Node<'_>], now: i64) -> Result<(), CertProblem> {
+    for node in nodes.iter().rev() {
+        let Some(cert) = &node.cert else { continue };
+        let not_before = cert.validity().not_before.timestamp();
+        let not_after = cert.validity().not_after.timestamp();
+        if now < not_before {
+            return Err(CertProblem::NotYetValid {
+                subject: certs::name_to_string(cert.subject()),
+                not_before,
+            });
+        }
+        if now > not_after {
+            return Err(CertProblem::Expired {
+                subject: certs::name_to_string(cert.subject()),
+                not_after,
+            });
+        }
+    }
+    Ok(())
+}
