@@ -12,11 +12,11 @@
 #   scripts/demo.sh              build with cargo, run the probe
 #   scripts/demo.sh --psql-only  only set up the cluster and check it with psql
 #
-# Env: PG_BINDIR (server binaries), DEMO_PORT (default 55432).
+# Env: PG_BINDIR (server binaries), DEMO_PORT (default: first free from 55432).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-port=${DEMO_PORT:-55432}
+port=${DEMO_PORT:-}
 psql_only=false
 case ${1:-} in
 --psql-only) psql_only=true ;;
@@ -88,6 +88,12 @@ step "certificates: docker/postgres/make-certs.sh v3 (SAN db.internal, localhost
 sh "$repo/docker/postgres/make-certs.sh" v3 "$work/ssl" 2>/dev/null
 chmod 755 "$work/ssl"
 
+if [ -z "$port" ]; then
+	# First port from 55432 on that nothing answers on.
+	for port in $(seq 55432 55532); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+fi
 step "postgresql.conf and pg_hba.conf from docker/postgres/"
 {
 	echo
@@ -102,7 +108,10 @@ if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$work/data/pg_hba.conf"; fi
 grep -v '^#' "$work/data/pg_hba.conf" | sed '/^$/d'
 
 step "starting PostgreSQL on 127.0.0.1:$port"
-as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w -s start
+if ! as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w -s start; then
+	tail -n 20 "$work/server.log" >&2
+	exit 1
+fi
 started=true
 
 password=demo-$$-$RANDOM
