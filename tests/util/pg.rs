@@ -1,0 +1,575 @@
+//! Real PostgreSQL servers for the live tests, one per test.
+//!
+//! Binaries are found through `PG_BINDIR`, `pg_config --bindir`,
+//! `/usr/lib/postgresql/*/bin` (highest version) and then `PATH`. Without them
+//! the tests print a message and skip, except under `CI=true`, where a
+//! missing binary fails the run (style habit 10).
+//!
+//! `initdb` runs once per test process into a template (cached under
+//! `CARGO_TARGET_TMPDIR`, so `cargo clean` removes it); every server copies it,
+//! applies `docker/postgres/postgresql.conf` and `pg_hba.conf` with paths and
+//! the scenario's variation substituted, starts with `pg_ctl -w` (which
+//! waits for readiness itself) and stops with `pg_ctl -m immediate` on drop.
+//! PostgreSQL refuses to run as root, so when the tests run as root every
+//! server command runs as the `postgres` system user.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The shared configuration, also used by docker/ and scripts/demo.sh.
+const SHARED_CONF: &str = include_str!("../../docker/postgres/postgresql.conf");
+const SHARED_HBA: &str = include_str!("../../docker/postgres/pg_hba.conf");
+/// Where the shared files expect the certificates (the article's directory).
+const ARTICLE_SSL_DIR: &str = "/etc/postgresql/ssl/";
+
+/// The login role every live server has, and its password.
+pub const ROLE: &str = "probe";
+pub const PASSWORD: &str = "probe-pw-Zq7!tls";
+
+/// Located PostgreSQL server binaries.
+#[derive(Debug)]
+pub struct PgBins {
+    pub bindir: PathBuf,
+    /// `postgres --version` output, e.g. "postgres (PostgreSQL) 15.18".
+    pub version: String,
+}
+
+impl PgBins {
+    fn bin(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+
+    /// psql from the server's bindir, or from PATH when the distribution
+    /// splits the client off.
+    pub fn psql(&self) -> PathBuf {
+        let own = self.bin("psql");
+        if own.exists() {
+            own
+        } else {
+            PathBuf::from("psql")
+        }
+    }
+}
+
+fn find_bindir() -> Option<PathBuf> {
+    let has_server = |dir: &Path| dir.join("pg_ctl").is_file() && dir.join("initdb").is_file();
+    if let Some(dir) = std::env::var_os("PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if has_server(&dir) {
+            return Some(dir);
+        }
+        eprintln!(
+            "PG_BINDIR={} has no pg_ctl/initdb; looking elsewhere",
+            dir.display()
+        );
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Some(dir);
+        }
+    }
+    // Debian/Ubuntu: /usr/lib/postgresql/<major>/bin, highest major first.
+    if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
+        let mut majors: Vec<(u32, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .filter(|(_, dir)| has_server(dir))
+            .collect();
+        majors.sort();
+        if let Some((_, dir)) = majors.pop() {
+            return Some(dir);
+        }
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| has_server(dir))
+}
+
+/// The server binaries, or `None` after printing why the test is skipped.
+/// Under `CI=true` a missing binary panics instead.
+pub fn require() -> Option<&'static PgBins> {
+    static BINS: OnceLock<Option<PgBins>> = OnceLock::new();
+    let bins = BINS.get_or_init(|| {
+        let bindir = find_bindir()?;
+        let out = Command::new(bindir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        Some(PgBins {
+            version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            bindir,
+        })
+    });
+    if bins.is_none() {
+        let msg = "PostgreSQL server binaries (initdb, pg_ctl) not found via PG_BINDIR, \
+                   pg_config --bindir, /usr/lib/postgresql/*/bin or PATH";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}; CI=true, so this fails instead of skipping");
+        }
+        eprintln!("skipping: {msg}");
+    }
+    bins.as_ref()
+}
+
+/// uid/gid to run server commands as: `postgres` when we are root.
+fn run_as() -> Option<(u32, u32)> {
+    static RUN_AS: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    *RUN_AS.get_or_init(|| {
+        let id = |args: &[&str]| -> Option<u32> {
+            let out = Command::new("id").args(args).output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        if id(&["-u"]) != Some(0) {
+            return None;
+        }
+        match (id(&["-u", "postgres"]), id(&["-g", "postgres"])) {
+            (Some(uid), Some(gid)) => Some((uid, gid)),
+            _ => panic!(
+                "running as root, but there is no 'postgres' user to run the server as \
+                 (PostgreSQL refuses to run as root)"
+            ),
+        }
+    })
+}
+
+/// A command run as the server's owner.
+fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    if let Some((uid, gid)) = run_as() {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.env("LC_ALL", "C");
+    cmd
+}
+
+/// Gives a path to the server's owner (no-op when not root).
+fn give(path: &Path) {
+    if let Some((uid, gid)) = run_as() {
+        chown(path, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    }
+}
+
+#[track_caller]
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}): {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// A data directory made by initdb once, copied by every server.
+fn template(bins: &PgBins) -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let tag: String = bins
+            .version
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let owner = run_as().map_or("self".to_string(), |(uid, _)| uid.to_string());
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let ready = base.join(format!("pg-template-{tag}-{owner}"));
+        if ready.join("data/PG_VERSION").is_file() {
+            return ready;
+        }
+        // Build beside it and rename, so a half-made template is never used
+        // and a concurrent test process at worst does the work twice.
+        let building = base.join(format!("pg-template-{tag}-{owner}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&building);
+        fs::create_dir_all(&building).expect("create template dir");
+        give(&building);
+        let data = building.join("data");
+        run(
+            server_command(bins.bin("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
+                .args(["--locale=C", "--no-sync", "--no-instructions"]),
+            "initdb (template)",
+        );
+        if fs::rename(&building, &ready).is_err() {
+            let _ = fs::remove_dir_all(&building);
+        }
+        ready
+    })
+}
+
+/// Whether plaintext (non-TLS) TCP connections are allowed, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plaintext {
+    /// The article: `host ... reject`.
+    Reject,
+    /// `host ... scram-sha-256`: plaintext reaches password authentication.
+    Scram,
+    /// `host ... trust`: plaintext logs in without a password.
+    Trust,
+}
+
+/// Certificate files the server uses: `ssl_cert_file` (leaf, optionally
+/// followed by intermediates), `ssl_key_file`, `ssl_ca_file`.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert_chain_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
+
+/// One scenario's server: the article's setup plus variations.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub tls: ServerTls,
+    /// `ssl = on` (the article) or off.
+    pub ssl: bool,
+    pub plaintext: Plaintext,
+    /// Adds `clientcert=verify-full` to the `hostssl` lines.
+    pub client_cert: bool,
+}
+
+impl ServerSpec {
+    /// Exactly the article's configuration with these certificates.
+    pub fn article(tls: ServerTls) -> Self {
+        ServerSpec {
+            tls,
+            ssl: true,
+            plaintext: Plaintext::Reject,
+            client_cert: false,
+        }
+    }
+
+    /// postgresql.conf lines: the shared file with paths (and `ssl`)
+    /// substituted, then this server's port, socket and speed settings.
+    fn postgresql_conf(&self, ssl_dir: &Path, sock_dir: &Path, port: u16) -> String {
+        assert!(
+            SHARED_CONF.contains(ARTICLE_SSL_DIR),
+            "docker/postgres/postgresql.conf no longer uses {ARTICLE_SSL_DIR}"
+        );
+        let mut shared = SHARED_CONF.replace(ARTICLE_SSL_DIR, &format!("{}/", ssl_dir.display()));
+        if !self.ssl {
+            let before = shared.clone();
+            shared = shared
+                .lines()
+                .map(|l| {
+                    if l.trim() == "ssl = on" {
+                        "ssl = off"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert_ne!(
+                before, shared,
+                "no 'ssl = on' line in the shared postgresql.conf"
+            );
+        }
+        format!(
+            "\n# ---- docker/postgres/postgresql.conf (paths rewritten) ----\n{shared}\n\
+             # ---- test server overrides ----\n\
+             listen_addresses = '127.0.0.1'\n\
+             port = {port}\n\
+             unix_socket_directories = '{sock}'\n\
+             fsync = off\n\
+             synchronous_commit = off\n\
+             full_page_writes = off\n\
+             shared_buffers = 16MB\n\
+             max_connections = 20\n\
+             log_connections = on\n",
+            sock = sock_dir.display(),
+        )
+    }
+
+    /// pg_hba.conf: the shared file with this scenario's variation.
+    fn pg_hba_conf(&self) -> String {
+        let mut changed_plain = false;
+        let mut changed_ssl = false;
+        let lines: Vec<String> = SHARED_HBA
+            .lines()
+            .map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.first().copied() {
+                    Some("host") if words.last() == Some(&"reject") => {
+                        let method = match self.plaintext {
+                            Plaintext::Reject => return line.to_string(),
+                            Plaintext::Scram => "scram-sha-256",
+                            Plaintext::Trust => "trust",
+                        };
+                        changed_plain = true;
+                        format!("{} {method}", words[..words.len() - 1].join("   "))
+                    }
+                    Some("hostssl") if self.client_cert => {
+                        changed_ssl = true;
+                        format!("{line}   clientcert=verify-full")
+                    }
+                    _ => line.to_string(),
+                }
+            })
+            .collect();
+        assert!(
+            changed_plain || self.plaintext == Plaintext::Reject,
+            "no 'host ... reject' line in the shared pg_hba.conf"
+        );
+        assert!(
+            changed_ssl || !self.client_cert,
+            "no 'hostssl' line in the shared pg_hba.conf"
+        );
+        lines.join("\n") + "\n"
+    }
+}
+
+/// A running PostgreSQL server in its own temporary directory.
+pub struct Server {
+    pub port: u16,
+    /// Time from copying the template to the role being created.
+    pub startup: Duration,
+    dir: tempfile::TempDir,
+    bins: &'static PgBins,
+    started: bool,
+}
+
+impl Server {
+    /// Starts a server for `spec`, or returns `None` (after saying why) when
+    /// PostgreSQL is not installed and `CI` is not `true`.
+    pub fn start(spec: &ServerSpec) -> Option<Server> {
+        let bins = require()?;
+        let began = Instant::now();
+        let template = template(bins);
+        // Short path: the socket path must stay under ~100 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("pgtp")
+            .tempdir_in("/tmp")
+            .expect("create server temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        give(dir.path());
+        let mut server = Server {
+            port: 0,
+            startup: Duration::ZERO,
+            dir,
+            bins,
+            started: false,
+        };
+        run(
+            Command::new("cp")
+                .arg("-a")
+                .arg(template.join("data"))
+                .arg(server.data_dir()),
+            "copy template data dir",
+        );
+        if run_as().is_some() {
+            run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres:postgres")
+                    .arg(server.data_dir()),
+                "chown data dir",
+            );
+        }
+        for sub in ["ssl", "s", "client"] {
+            let p = server.path(sub);
+            fs::create_dir(&p).unwrap();
+            if sub != "client" {
+                give(&p);
+            }
+        }
+        let ssl = server.path("ssl");
+        write_file(
+            &ssl.join("server.crt"),
+            &spec.tls.cert_chain_pem,
+            0o644,
+            true,
+        );
+        write_file(&ssl.join("server.key"), &spec.tls.key_pem, 0o600, true);
+        write_file(&ssl.join("ca.crt"), &spec.tls.ca_pem, 0o644, true);
+        fs::write(server.data_dir().join("pg_hba.conf"), spec.pg_hba_conf()).unwrap();
+
+        // The free port can be taken by someone else between our probe bind
+        // and the postmaster's; retry with a new one when that happens.
+        let base_conf = fs::read_to_string(server.data_dir().join("postgresql.conf")).unwrap();
+        for attempt in 1..=3 {
+            server.port = free_port();
+            let conf = base_conf.clone()
+                + &spec.postgresql_conf(&server.path("ssl"), &server.path("s"), server.port);
+            fs::write(server.data_dir().join("postgresql.conf"), conf).unwrap();
+            let out = server_command(bins.bin("pg_ctl"))
+                .arg("-D")
+                .arg(server.data_dir())
+                .arg("-l")
+                .arg(server.path("log"))
+                .args(["-w", "-t", "60", "-s", "start"])
+                .output()
+                .expect("run pg_ctl start");
+            if out.status.success() {
+                server.started = true;
+                break;
+            }
+            let log = server.log();
+            if attempt < 3 && log.contains("could not bind") {
+                continue;
+            }
+            panic!(
+                "pg_ctl start failed ({}):\n{}{}\n--- server log ---\n{log}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+        }
+        server.psql(&format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}';"
+        ));
+        server.startup = began.elapsed();
+        Some(server)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// Runs SQL as the superuser over the Unix socket; returns stdout.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = run(
+            Command::new(self.bins.psql())
+                .arg("-X")
+                .args(["-v", "ON_ERROR_STOP=1", "-At"])
+                .arg("-h")
+                .arg(self.path("s"))
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-c", sql]),
+            "psql over the Unix socket",
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Connects over TCP with psql using `conninfo` plus this server's port,
+    /// role and password; returns (success, stdout + stderr). Used to check
+    /// the harness itself without the probe.
+    pub fn psql_tcp(&self, conninfo: &str, sql: &str) -> (bool, String) {
+        let out = Command::new(self.bins.psql())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("client"))
+            .env("PGPASSWORD", PASSWORD)
+            .arg("-X")
+            .arg("-At")
+            .arg(format!(
+                "{conninfo} port={} user={ROLE} dbname=postgres",
+                self.port
+            ))
+            .args(["-c", sql])
+            .output()
+            .expect("run psql");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Writes a file for the client side (root CA, client cert and key),
+    /// mode 0600 as libpq wants for keys; returns its path.
+    pub fn client_file(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.path("client").join(name);
+        write_file(&p, contents, 0o600, false);
+        p
+    }
+
+    /// Where the server logs (postmaster output, log_connections on).
+    pub fn log_path(&self) -> PathBuf {
+        self.path("log")
+    }
+
+    /// The server log so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.started {
+            return;
+        }
+        let res = server_command(self.bins.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "-s", "stop"])
+            .output();
+        match res {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "pg_ctl stop failed for {}: {}",
+                self.data_dir().display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("pg_ctl stop: {e}"),
+        }
+    }
+}
+
+fn write_file(path: &Path, contents: &str, mode: u32, for_server: bool) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    if for_server {
+        give(path);
+    }
+}
+
+/// A port nothing listens on right now (bind to port 0, read it, drop).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs the article's exact openssl commands (`make-certs.sh v1`: CN only,
+/// no extensions) in a temporary directory and returns the files.
+pub fn article_v1_certs() -> ServerTls {
+    let dir = tempfile::tempdir().expect("temp dir for openssl");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/postgres/make-certs.sh");
+    run(
+        Command::new("sh").arg(script).arg("v1").arg(dir.path()),
+        "docker/postgres/make-certs.sh v1",
+    );
+    let read = |name: &str| {
+        fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("read {name} made by make-certs.sh: {e}"))
+    };
+    ServerTls {
+        cert_chain_pem: read("server.crt"),
+        key_pem: read("server.key"),
+        ca_pem: read("ca.crt"),
+    }
+}
