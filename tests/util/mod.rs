@@ -104,6 +104,14 @@ impl Probe {
     #[track_caller]
     pub fn run(&self) -> Outcome {
         let home = tempfile::tempdir().expect("temp HOME");
+        if !self.env.iter().any(|(k, _)| *k == "PGSSLROOTCERT") {
+            // Peers without a real CA still need a trust store: put one where
+            // libpq looks by default, which also exercises that default.
+            let dir = home.path().join(".postgresql");
+            std::fs::create_dir(&dir).expect("create ~/.postgresql");
+            std::fs::write(dir.join("root.crt"), pki::Ca::root("Fake peer CA").cert_pem)
+                .expect("write ~/.postgresql/root.crt");
+        }
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
