@@ -152,6 +152,8 @@ pub enum SessionFailure {
     },
     /// No answer within the time allowed, at the given stage.
     Timeout { stage: Stage, after_ms: u64 },
+    /// The probe itself could not run the check (not the server's fault).
+    Internal { detail: String },
 }
 
 /// The row of `pg_stat_ssl` for the probe's own backend.

@@ -201,10 +201,14 @@ fn connection(session: &SessionFacts, target: &Target) -> Finding {
         Some(SessionFailure::NotPostgres { detail }) => {
             critical(format!("{endpoint} is not PostgreSQL: {detail}"))
         }
-        Some(SessionFailure::Certificate { problem }) => critical(format!(
-            "certificate rejected, no password sent: {}",
-            describe_problem(problem)
+        // The certificate finding carries the reason; this one says what it cost.
+        Some(SessionFailure::Certificate { .. }) => critical(format!(
+            "stopped before login at {endpoint}: certificate fails libpq's {} rules, no password sent",
+            target.sslmode.name()
         )),
+        Some(SessionFailure::Internal { detail }) => {
+            finding("connection", Status::Unknown, format!("internal error: {detail}"))
+        }
         Some(SessionFailure::Tls { detail }) => critical(format!("TLS handshake failed: {detail}")),
         Some(SessionFailure::Login { sqlstate, detail }) => critical(match sqlstate {
             Some(code) => format!("login failed (SQLSTATE {code}): {detail}"),
@@ -286,12 +290,21 @@ pub fn describe_problem(problem: &CertProblem) -> String {
     }
 }
 
+/// What a certificate the server sent is: servers often send their root too.
+pub fn presented_role(index: usize, cert: &CertFacts) -> &'static str {
+    match (index, cert.self_signed) {
+        (0, _) => "leaf",
+        (_, true) => "root",
+        (_, false) => "intermediate",
+    }
+}
+
 fn soonest_expiry(chain: &CertChainFacts, now: i64) -> Option<Expiry> {
     let roles = chain
         .presented
         .iter()
         .enumerate()
-        .map(|(i, c)| (if i == 0 { "leaf" } else { "intermediate" }, c))
+        .map(|(i, c)| (presented_role(i, c), c))
         .chain(chain.anchor.iter().map(|c| ("root", c)));
     roles
         .map(|(role, cert): (&'static str, &CertFacts)| Expiry {

@@ -35,13 +35,6 @@ const STAT_SSL_QUERY: &str = "SELECT current_setting('server_version_num'), to_j
 pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> SessionFacts {
     let start = Instant::now();
     let target = &plan.target;
-    let (config, recorder) = tls::client_config(
-        &plan.trust,
-        plan.identity.as_ref(),
-        target.sslmode,
-        &target.host,
-    );
-    let stage = Cell::new(Stage::TcpConnect);
     let mut facts = SessionFacts {
         chain: Default::default(),
         server_version_num: None,
@@ -49,6 +42,21 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
         connect_seconds: None,
         failure: None,
     };
+    let (config, recorder) = match tls::client_config(
+        &plan.trust,
+        plan.identity.as_ref(),
+        target.sslmode,
+        &target.host,
+    ) {
+        Ok(built) => built,
+        Err(e) => {
+            facts.failure = Some(SessionFailure::Internal {
+                detail: format!("cannot configure TLS: {e}"),
+            });
+            return facts;
+        }
+    };
+    let stage = Cell::new(Stage::TcpConnect);
     let login_limit = budget_with(target.connect_timeout, budget);
     let result = async {
         let (client, connection) =

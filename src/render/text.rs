@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::facts::CertFacts;
-use crate::policy::{date, Report};
+use crate::policy::{date, presented_role, Report};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -58,8 +58,8 @@ pub fn render(report: &Report) -> String {
     }
     let chain = &facts.session.chain;
     for (i, cert) in chain.presented.iter().enumerate() {
-        let role = if i == 0 { "leaf" } else { "intermediate" };
-        cert_block(&mut out, role, cert, facts.now);
+        let role = format!("{} (sent by the server)", presented_role(i, cert));
+        cert_block(&mut out, &role, cert, facts.now);
     }
     if let Some(anchor) = &chain.anchor {
         cert_block(&mut out, "root (sslrootcert)", anchor, facts.now);

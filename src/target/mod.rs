@@ -26,6 +26,16 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// The keyword value, as libpq spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 /// Where trusted CA certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootCerts {

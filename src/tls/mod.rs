@@ -225,12 +225,14 @@ pub fn load_identity(cert: &Path, key: &Path) -> Result<ClientIdentity, UsageErr
 }
 
 /// A fresh config (no session resumption) whose verifier reports into the returned recorder.
+///
+/// Err only when the crypto provider cannot do TLS 1.2/1.3: an internal error.
 pub fn client_config(
     trust: &TrustStore,
     identity: Option<&ClientIdentity>,
     mode: SslMode,
     host: &str,
-) -> (rustls::ClientConfig, Arc<Recorder>) {
+) -> Result<(rustls::ClientConfig, Arc<Recorder>), rustls::Error> {
     let provider = provider();
     let recorder = Arc::new(Recorder::default());
     let verifier = Arc::new(verify::LibpqVerifier::new(
@@ -241,10 +243,9 @@ pub fn client_config(
         recorder.clone(),
     ));
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        // Only fails when the provider lacks TLS 1.2/1.3 suites; ring's
-        // default provider has both, so this is a build-time invariant.
-        .expect("ring provider supports TLS 1.2 and 1.3")
+        // Fails only if the provider lacked TLS 1.2/1.3 suites; reported as
+        // an internal error rather than assumed away.
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut config = match identity {
@@ -255,5 +256,5 @@ pub fn client_config(
     };
     // A resumed session skips certificate verification, and so the record.
     config.resumption = Resumption::disabled();
-    (config, recorder)
+    Ok((config, recorder))
 }

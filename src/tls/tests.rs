@@ -678,7 +678,8 @@ mod handshake {
         let pki = article_pki();
         let addr = serve(&pki, version).await;
         let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
-        let (config, recorder) = client_config(&store, None, SslMode::VerifyFull, "db.internal");
+        let (config, recorder) =
+            client_config(&store, None, SslMode::VerifyFull, "db.internal").unwrap();
         let (negotiated, data) = connect(addr, config, "db.internal").await.unwrap();
         assert_eq!(negotiated, version.version);
         assert_eq!(data, b"ok");
@@ -704,7 +705,8 @@ mod handshake {
         let pki = article_pki();
         let addr = serve(&pki, &rustls::version::TLS13).await;
         let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
-        let (config, recorder) = client_config(&store, None, SslMode::VerifyFull, "other.internal");
+        let (config, recorder) =
+            client_config(&store, None, SslMode::VerifyFull, "other.internal").unwrap();
         let err = connect(addr, config, "other.internal").await.unwrap_err();
         let rustls_err = err
             .get_ref()
