@@ -61,7 +61,13 @@ pub fn render(report: &Report) -> String {
         let role = format!("{} (sent by the server)", presented_role(i, cert));
         cert_block(&mut out, &role, cert, facts.now);
     }
-    if let Some(anchor) = &chain.anchor {
+    // Servers often send the root they chain to; show it once.
+    if let Some(anchor) = chain.anchor.as_ref().filter(|a| {
+        !chain
+            .presented
+            .iter()
+            .any(|c| c.sha256_fingerprint == a.sha256_fingerprint)
+    }) {
         cert_block(&mut out, "root (sslrootcert)", anchor, facts.now);
     }
     if !chain.strict_only_issues.is_empty() {
