@@ -133,6 +133,11 @@ fn attribute_short_name(oid: &Oid<'_>) -> String {
         "0.9.2342.19200300.100.1.1" => "UID",
         _ => "",
     };
+    named_or_registered(known, oid)
+}
+
+/// Our short name when we have one, else the OID registry's, else dotted form.
+fn named_or_registered(known: &str, oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
     if !known.is_empty() {
         return known.to_string();
     }
@@ -253,12 +258,7 @@ fn signature_algorithm_name(oid: &Oid<'_>) -> String {
         "1.3.101.113" => "Ed448",
         _ => "",
     };
-    if !known.is_empty() {
-        return known.to_string();
-    }
-    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
-        .map(str::to_string)
-        .unwrap_or_else(|_| oid.to_id_string())
+    named_or_registered(known, oid)
 }
 
 fn hex(bytes: &[u8]) -> String {
