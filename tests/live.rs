@@ -1,14 +1,15 @@
 //! Real PostgreSQL servers: the article's setup (docker/postgres/*), then
 //! one variation per test, and the exit code and JSON verdict expected.
 //!
-//! Every test starts its own server (`util::pg::Server`) with a fresh rcgen
-//! PKI; tests skip when PostgreSQL is not installed (fail under `CI=true`).
+//! A test that only connects uses the server of its configuration shared
+//! for the whole run (`util::pg::shared`); the others start their own
+//! (`util::pg::Server`). Each server has a fresh rcgen PKI; tests skip when PostgreSQL is not installed (fail under `CI=true`).
 //! The `harness_*` tests use psql instead of the probe, so a broken harness
 //! is told apart from a broken binary.
 
 use std::path::PathBuf;
 
-use crate::util::pg::{self, Plaintext, Server, ServerSpec, ServerTls};
+use crate::util::pg::{self, Plaintext, Server, ServerSpec, ServerTls, SharedServer};
 use crate::util::pki::{Ca, Issued, Validity};
 use crate::util::Probe;
 
@@ -44,11 +45,32 @@ fn start_article() -> Option<(Server, PathBuf)> {
     start(GOOD_NAMES, Validity::normal(), |_| {})
 }
 
+/// The article's setup, shared by the tests that only connect to it.
+fn article() -> Option<&'static SharedServer> {
+    pg::shared("article", start_article)
+}
+
+/// The article except that pg_hba lets plaintext reach scram-sha-256; shared.
+fn plaintext_scram() -> Option<&'static SharedServer> {
+    pg::shared("plaintext-scram", || {
+        start(GOOD_NAMES, Validity::normal(), |s| {
+            s.plaintext = Plaintext::Scram
+        })
+    })
+}
+
+/// The article with a certificate for another host name; shared.
+fn other_name() -> Option<&'static SharedServer> {
+    pg::shared("other-name", || {
+        start(&["other.example"], Validity::normal(), |_| {})
+    })
+}
+
 // ---- the harness itself, checked with psql ----
 
 #[test]
 fn harness_article_server_accepts_psql_verify_full_only() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
     eprintln!("server startup took {:?}", server.startup);
@@ -93,9 +115,7 @@ fn harness_intermediate_chain_accepts_psql_verify_full() {
 
 #[test]
 fn harness_plaintext_scram_lets_psql_in_without_tls() {
-    let Some((server, _)) = start(GOOD_NAMES, Validity::normal(), |s| {
-        s.plaintext = Plaintext::Scram
-    }) else {
+    let Some((server, _)) = plaintext_scram() else {
         return;
     };
     let (ok, out) = server.psql_tcp(
@@ -167,7 +187,7 @@ fn harness_article_v1_certificate_is_accepted_by_libpq() {
 /// Scenario 1: The article with a v3 SAN certificate: everything OK.
 #[test]
 fn article_setup_with_san_certificate_is_ok() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
     let out = Probe::server(&server, &root).run();
@@ -207,9 +227,7 @@ fn article_v1_cn_only_certificate_warns_for_strict_clients() {
 /// exchanged without TLS.
 #[test]
 fn plaintext_scram_allowed_is_critical() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::normal(), |s| {
-        s.plaintext = Plaintext::Scram
-    }) else {
+    let Some((server, root)) = plaintext_scram() else {
         return;
     };
     Probe::server(&server, &root)
@@ -300,7 +318,7 @@ fn not_yet_valid_certificate_is_critical() {
 /// Scenario 10: The certificate names another host.
 #[test]
 fn certificate_for_another_name_is_name_mismatch() {
-    let Some((server, root)) = start(&["other.example"], Validity::normal(), |_| {}) else {
+    let Some((server, root)) = other_name() else {
         return;
     };
     Probe::server(&server, &root)
@@ -313,7 +331,7 @@ fn certificate_for_another_name_is_name_mismatch() {
 /// Scenario 11: The client trusts a different CA than the one that signed the server.
 #[test]
 fn unknown_ca_is_unknown_issuer() {
-    let Some((server, _root)) = start_article() else {
+    let Some((server, _root)) = article() else {
         return;
     };
     let stranger = Ca::root("some other CA");
@@ -385,7 +403,7 @@ fn client_certificate_required() {
 /// Scenario 14: Wrong password: SQLSTATE 28P01.
 #[test]
 fn wrong_password_is_login_failure() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
     Probe::server(&server, &root)
@@ -399,7 +417,7 @@ fn wrong_password_is_login_failure() {
 /// Scenario 15: host=127.0.0.1 matches the iPAddress subjectAltName.
 #[test]
 fn ip_address_host_matches_ip_san() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
     Probe::server(&server, &root)
@@ -407,3 +425,4 @@ fn ip_address_host_matches_ip_san() {
         .run()
         .expect_exit(0);
 }
+
