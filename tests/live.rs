@@ -7,7 +7,11 @@
 //! The `harness_*` tests use psql instead of the probe, so a broken harness
 //! is told apart from a broken binary.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+
+use serde_json::Value;
 
 use crate::util::pg::{self, Plaintext, Server, ServerSpec, ServerTls, SharedServer};
 use crate::util::pki::{Ca, Issued, Validity};
@@ -426,3 +430,132 @@ fn ip_address_host_matches_ip_san() {
         .expect_exit(0);
 }
 
+/// The default output: `PGTLS OK: ... | perfdata`, then `OK <check>: ...`.
+#[test]
+fn nagios_output_has_status_line_perfdata_and_check_lines() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let out = Probe::server(server, root).format("nagios").run_raw();
+    out.expect_code(0);
+    let (status, perf) = out.first_line().split_once(" | ").unwrap_or_default();
+    let perf: Vec<&str> = perf.split(' ').collect();
+    let has = |label: &str, suffix: &str| {
+        perf.iter()
+            .any(|p| p.starts_with(label) && p.ends_with(suffix))
+    };
+    assert!(
+        status.starts_with("PGTLS OK: ")
+            && has("cert_days_left=", ";30:;7:")
+            && has("connect_time=", "s")
+            && has("total_time=", "s"),
+        "unexpected status line\n{}",
+        out.context()
+    );
+    let checks: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert!(
+        checks.iter().any(|l| l.starts_with("OK connection: "))
+            && checks.iter().all(|l| {
+                l.strip_prefix("OK ")
+                    .and_then(|rest| rest.split_once(": "))
+                    .is_some_and(|(name, _)| !name.contains(' '))
+            }),
+        "every further line should be \"OK <check>: ...\"\n{}",
+        out.context()
+    );
+}
+
+/// Plaintext allowed on purpose: skipping the check leaves it out entirely.
+#[test]
+fn skip_plaintext_check_ignores_allowed_plaintext() {
+    let Some((server, root)) = plaintext_scram() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .arg("--skip-plaintext-check")
+        .run();
+    out.expect_exit(0).expect_at("/plaintext", Value::Null);
+    assert!(
+        out.json["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["name"] != "plaintext")),
+        "no plaintext check expected\n{}",
+        out.context()
+    );
+}
+
+/// verify-ca does not check the name: OK, with a note that it is weaker.
+#[test]
+fn verify_ca_accepts_wrong_name_and_says_so() {
+    let Some((server, root)) = other_name() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .env("PGSSLMODE", "verify-ca")
+        .run();
+    out.expect_exit(0).expect_check("sslmode", "OK");
+    let summary = out.check("sslmode")["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("verify-ca"), "{}", out.context());
+}
+
+/// `sslrootcert=system`: the public roots do not include the test CA.
+#[test]
+fn system_roots_do_not_trust_the_test_ca() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    Probe::server(server, root)
+        .env("PGSSLROOTCERT", "system")
+        .run()
+        .expect_exit(2)
+        .expect_failure("certificate")
+        .expect_at("/failure/problem/kind", "unknown_issuer");
+}
+
+/// PGPASSFILE is used when private (0600) and ignored, with a note, when
+/// group/world-readable, as libpq does.
+#[test]
+fn password_file_is_used_only_when_private() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, format!("*:*:*:{}:{}\n", pg::ROLE, pg::PASSWORD)).unwrap();
+    let chmod = |mode| std::fs::set_permissions(&file, Permissions::from_mode(mode)).unwrap();
+    let probe = Probe::server(server, root)
+        .without_env("PGPASSWORD")
+        .env("PGPASSFILE", file.display().to_string());
+
+    chmod(0o600);
+    probe.run().expect_exit(0);
+
+    chmod(0o644);
+    let out = probe.run();
+    out.expect_exit(2).expect_failure("login");
+    let path = file.display().to_string();
+    let noted = out.at("/target/notes").as_array().is_some_and(|notes| {
+        notes.iter().any(|n| {
+            n.as_str()
+                .is_some_and(|n| n.contains(&path) && n.contains("ignored"))
+        })
+    });
+    assert!(
+        noted,
+        "target.notes should name the ignored file\n{}",
+        out.context()
+    );
+}
+
+/// channel_binding=require: SCRAM-SHA-256-PLUS bound to our TLS session.
+#[test]
+fn channel_binding_required_logs_in() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    Probe::server(server, root)
+        .arg("channel_binding=require")
+        .run()
+        .expect_exit(0)
+        .expect_at("/target/channel_binding", "require");
+}
