@@ -194,7 +194,7 @@ fn article_setup_with_san_certificate_is_ok() {
     let Some((server, root)) = article() else {
         return;
     };
-    let out = Probe::server(&server, &root).run();
+    let out = Probe::server(server, root).run();
     out.expect_exit(0)
         .expect_all_checks_ok()
         .expect_at("/tls/ssl", true)
@@ -234,7 +234,7 @@ fn plaintext_scram_allowed_is_critical() {
     let Some((server, root)) = plaintext_scram() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .run()
         .expect_exit(2)
         .expect_check("plaintext", "CRITICAL")
@@ -325,7 +325,7 @@ fn certificate_for_another_name_is_name_mismatch() {
     let Some((server, root)) = other_name() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .run()
         .expect_exit(2)
         .expect_failure("certificate")
@@ -340,7 +340,7 @@ fn unknown_ca_is_unknown_issuer() {
     };
     let stranger = Ca::root("some other CA");
     let wrong_root = server.client_file("other-root.crt", &stranger.cert_pem);
-    Probe::server(&server, &wrong_root)
+    Probe::server(server, &wrong_root)
         .run()
         .expect_exit(2)
         .expect_failure("certificate")
@@ -410,7 +410,7 @@ fn wrong_password_is_login_failure() {
     let Some((server, root)) = article() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .env("PGPASSWORD", "definitely-not-the-password")
         .run()
         .expect_exit(2)
@@ -424,7 +424,7 @@ fn ip_address_host_matches_ip_san() {
     let Some((server, root)) = article() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .env("PGHOST", "127.0.0.1")
         .run()
         .expect_exit(0);
