@@ -4,9 +4,27 @@
 
 use std::time::Duration;
 
-use crate::util::fake::{frontend_messages, Behaviour, Fake};
+use crate::util::fake::{frontend_messages, Behaviour, Fake, Reply};
 use crate::util::pg::{self, free_port};
-use crate::util::Probe;
+use crate::util::{Outcome, Probe};
+
+/// What a pg_hba.conf rejection of plaintext looks like.
+const HBA_REJECT: Reply = Reply::Error("28000", "no pg_hba.conf entry (fake)");
+
+/// A fake answering the SSLRequest with `ssl` and a StartupMessage with `startup`.
+fn script(ssl: Reply, startup: Reply) -> Fake {
+    Fake::start(Behaviour::Script { ssl, startup })
+}
+
+#[track_caller]
+fn expect_within(out: &Outcome, limit: Duration) {
+    assert!(
+        out.elapsed < limit,
+        "took {:?}, limit {limit:?}\n{}",
+        out.elapsed,
+        out.context()
+    );
+}
 
 /// Scenario 16: Nothing listens: connection refused.
 #[test]
@@ -32,6 +50,84 @@ fn silent_peer_times_out_in_ssl_request() {
         out.elapsed,
         out.context()
     );
+}
+
+/// 'S' to the SSLRequest, then nothing: the deadline names the TLS handshake.
+#[test]
+fn tls_handshake_stall_times_out_in_tls_handshake() {
+    let fake = script(Reply::TlsThenSilent, Reply::Silent);
+    let out = Probe::port(fake.port).args(["--timeout", "2"]).run();
+    out.expect_exit(2)
+        .expect_failure("timeout")
+        .expect_at("/failure/stage", "tls_handshake");
+    expect_within(&out, Duration::from_secs(3));
+}
+
+/// connect_timeout bounds one attempt, as in libpq, well inside `--timeout`.
+#[test]
+fn connect_timeout_ends_a_silent_peer_before_the_deadline() {
+    let fake = Fake::start(Behaviour::Silent);
+    let out = Probe::port(fake.port)
+        .env("PGCONNECT_TIMEOUT", "2")
+        .args(["--timeout", "10"])
+        .run();
+    out.expect_exit(2)
+        .expect_failure("timeout")
+        .expect_at("/failure/stage", "ssl_request");
+    expect_within(&out, Duration::from_secs(3));
+}
+
+/// An ErrorResponse instead of 'S'/'N' is a TLS failure, and its text is
+/// unauthenticated, so it is never shown (CVE-2024-10977).
+#[test]
+fn error_reply_to_ssl_request_is_not_shown() {
+    const PLANTED: &str = "planted-by-a-mitm: visit evil.example";
+    let fake = script(Reply::Error("XX000", PLANTED), HBA_REJECT);
+    let out = Probe::port(fake.port).run();
+    out.expect_exit(2)
+        .expect_failure("tls")
+        .expect_absent(PLANTED);
+}
+
+/// 'S', then bytes that are no TLS record: the handshake fails.
+#[test]
+fn garbage_after_tls_accept_is_tls_failure() {
+    let fake = script(Reply::TlsThenGarbage, HBA_REJECT);
+    Probe::port(fake.port)
+        .run()
+        .expect_exit(2)
+        .expect_failure("tls");
+}
+
+/// No TLS, and plaintext logs in without any authentication.
+#[test]
+fn plaintext_auth_ok_is_critical() {
+    let fake = script(Reply::Refuse, Reply::AuthOk);
+    Probe::port(fake.port)
+        .run()
+        .expect_exit(2)
+        .expect_failure("tls_refused")
+        .expect_check("plaintext", "CRITICAL")
+        .expect_at("/plaintext/outcome/kind", "auth_ok");
+}
+
+/// "Too many clients" proves nothing about plaintext (UNKNOWN), but the
+/// refused TLS is observed: CRITICAL outranks UNKNOWN.
+#[test]
+fn plaintext_too_many_clients_is_unknown_but_tls_refused_wins() {
+    let fake = script(
+        Reply::Refuse,
+        Reply::Error("53300", "sorry, too many clients already"),
+    );
+    let out = Probe::port(fake.port).run();
+    out.expect_exit(2)
+        .expect_failure("tls_refused")
+        .expect_check("plaintext", "UNKNOWN")
+        .expect_at("/plaintext/outcome/sqlstate", "53300");
+    let summary = out.check("plaintext")["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(summary.contains("53300"), "{}", out.context());
 }
 
 /// Scenario 18: Answers with bytes no PostgreSQL server sends.

@@ -14,3 +14,7 @@ mod live;
 // Peers that are not PostgreSQL: closed port, silence, garbage, HTTP, a
 // server that asks for a cleartext password.
 mod fakes;
+
+// Usage errors (UNKNOWN, exit 3, in the requested format), --help, --version
+// and passwords kept out of every output.
+mod cli;

@@ -1,14 +1,19 @@
 //! Real PostgreSQL servers: the article's setup (docker/postgres/*), then
 //! one variation per test, and the exit code and JSON verdict expected.
 //!
-//! Every test starts its own server (`util::pg::Server`) with a fresh rcgen
-//! PKI; tests skip when PostgreSQL is not installed (fail under `CI=true`).
+//! A test that only connects uses the server of its configuration shared
+//! for the whole run (`util::pg::shared`); the others start their own
+//! (`util::pg::Server`). Each server has a fresh rcgen PKI; tests skip when PostgreSQL is not installed (fail under `CI=true`).
 //! The `harness_*` tests use psql instead of the probe, so a broken harness
 //! is told apart from a broken binary.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use crate::util::pg::{self, Plaintext, Server, ServerSpec, ServerTls};
+use serde_json::Value;
+
+use crate::util::pg::{self, Plaintext, Server, ServerSpec, ServerTls, SharedServer};
 use crate::util::pki::{Ca, Issued, Validity};
 use crate::util::Probe;
 
@@ -44,11 +49,32 @@ fn start_article() -> Option<(Server, PathBuf)> {
     start(GOOD_NAMES, Validity::normal(), |_| {})
 }
 
+/// The article's setup, shared by the tests that only connect to it.
+fn article() -> Option<&'static SharedServer> {
+    pg::shared("article", start_article)
+}
+
+/// The article except that pg_hba lets plaintext reach scram-sha-256; shared.
+fn plaintext_scram() -> Option<&'static SharedServer> {
+    pg::shared("plaintext-scram", || {
+        start(GOOD_NAMES, Validity::normal(), |s| {
+            s.plaintext = Plaintext::Scram
+        })
+    })
+}
+
+/// The article with a certificate for another host name; shared.
+fn other_name() -> Option<&'static SharedServer> {
+    pg::shared("other-name", || {
+        start(&["other.example"], Validity::normal(), |_| {})
+    })
+}
+
 // ---- the harness itself, checked with psql ----
 
 #[test]
 fn harness_article_server_accepts_psql_verify_full_only() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
     eprintln!("server startup took {:?}", server.startup);
@@ -93,9 +119,7 @@ fn harness_intermediate_chain_accepts_psql_verify_full() {
 
 #[test]
 fn harness_plaintext_scram_lets_psql_in_without_tls() {
-    let Some((server, _)) = start(GOOD_NAMES, Validity::normal(), |s| {
-        s.plaintext = Plaintext::Scram
-    }) else {
+    let Some((server, _)) = plaintext_scram() else {
         return;
     };
     let (ok, out) = server.psql_tcp(
@@ -167,10 +191,10 @@ fn harness_article_v1_certificate_is_accepted_by_libpq() {
 /// Scenario 1: The article with a v3 SAN certificate: everything OK.
 #[test]
 fn article_setup_with_san_certificate_is_ok() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
-    let out = Probe::server(&server, &root).run();
+    let out = Probe::server(server, root).run();
     out.expect_exit(0)
         .expect_all_checks_ok()
         .expect_at("/tls/ssl", true)
@@ -207,12 +231,10 @@ fn article_v1_cn_only_certificate_warns_for_strict_clients() {
 /// exchanged without TLS.
 #[test]
 fn plaintext_scram_allowed_is_critical() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::normal(), |s| {
-        s.plaintext = Plaintext::Scram
-    }) else {
+    let Some((server, root)) = plaintext_scram() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .run()
         .expect_exit(2)
         .expect_check("plaintext", "CRITICAL")
@@ -300,10 +322,10 @@ fn not_yet_valid_certificate_is_critical() {
 /// Scenario 10: The certificate names another host.
 #[test]
 fn certificate_for_another_name_is_name_mismatch() {
-    let Some((server, root)) = start(&["other.example"], Validity::normal(), |_| {}) else {
+    let Some((server, root)) = other_name() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .run()
         .expect_exit(2)
         .expect_failure("certificate")
@@ -313,12 +335,12 @@ fn certificate_for_another_name_is_name_mismatch() {
 /// Scenario 11: The client trusts a different CA than the one that signed the server.
 #[test]
 fn unknown_ca_is_unknown_issuer() {
-    let Some((server, _root)) = start_article() else {
+    let Some((server, _root)) = article() else {
         return;
     };
     let stranger = Ca::root("some other CA");
     let wrong_root = server.client_file("other-root.crt", &stranger.cert_pem);
-    Probe::server(&server, &wrong_root)
+    Probe::server(server, &wrong_root)
         .run()
         .expect_exit(2)
         .expect_failure("certificate")
@@ -385,10 +407,10 @@ fn client_certificate_required() {
 /// Scenario 14: Wrong password: SQLSTATE 28P01.
 #[test]
 fn wrong_password_is_login_failure() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .env("PGPASSWORD", "definitely-not-the-password")
         .run()
         .expect_exit(2)
@@ -399,11 +421,141 @@ fn wrong_password_is_login_failure() {
 /// Scenario 15: host=127.0.0.1 matches the iPAddress subjectAltName.
 #[test]
 fn ip_address_host_matches_ip_san() {
-    let Some((server, root)) = start_article() else {
+    let Some((server, root)) = article() else {
         return;
     };
-    Probe::server(&server, &root)
+    Probe::server(server, root)
         .env("PGHOST", "127.0.0.1")
         .run()
         .expect_exit(0);
+}
+
+/// The default output: `PGTLS OK: ... | perfdata`, then `OK <check>: ...`.
+#[test]
+fn nagios_output_has_status_line_perfdata_and_check_lines() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let out = Probe::server(server, root).format("nagios").run_raw();
+    out.expect_code(0);
+    let (status, perf) = out.first_line().split_once(" | ").unwrap_or_default();
+    let perf: Vec<&str> = perf.split(' ').collect();
+    let has = |label: &str, suffix: &str| {
+        perf.iter()
+            .any(|p| p.starts_with(label) && p.ends_with(suffix))
+    };
+    assert!(
+        status.starts_with("PGTLS OK: ")
+            && has("cert_days_left=", ";30:;7:")
+            && has("connect_time=", "s")
+            && has("total_time=", "s"),
+        "unexpected status line\n{}",
+        out.context()
+    );
+    let checks: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert!(
+        checks.iter().any(|l| l.starts_with("OK connection: "))
+            && checks.iter().all(|l| {
+                l.strip_prefix("OK ")
+                    .and_then(|rest| rest.split_once(": "))
+                    .is_some_and(|(name, _)| !name.contains(' '))
+            }),
+        "every further line should be \"OK <check>: ...\"\n{}",
+        out.context()
+    );
+}
+
+/// Plaintext allowed on purpose: skipping the check leaves it out entirely.
+#[test]
+fn skip_plaintext_check_ignores_allowed_plaintext() {
+    let Some((server, root)) = plaintext_scram() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .arg("--skip-plaintext-check")
+        .run();
+    out.expect_exit(0).expect_at("/plaintext", Value::Null);
+    assert!(
+        out.json["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["name"] != "plaintext")),
+        "no plaintext check expected\n{}",
+        out.context()
+    );
+}
+
+/// verify-ca does not check the name: OK, with a note that it is weaker.
+#[test]
+fn verify_ca_accepts_wrong_name_and_says_so() {
+    let Some((server, root)) = other_name() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .env("PGSSLMODE", "verify-ca")
+        .run();
+    out.expect_exit(0).expect_check("sslmode", "OK");
+    let summary = out.check("sslmode")["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("verify-ca"), "{}", out.context());
+}
+
+/// `sslrootcert=system`: the public roots do not include the test CA.
+#[test]
+fn system_roots_do_not_trust_the_test_ca() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    Probe::server(server, root)
+        .env("PGSSLROOTCERT", "system")
+        .run()
+        .expect_exit(2)
+        .expect_failure("certificate")
+        .expect_at("/failure/problem/kind", "unknown_issuer");
+}
+
+/// PGPASSFILE is used when private (0600) and ignored, with a note, when
+/// group/world-readable, as libpq does.
+#[test]
+fn password_file_is_used_only_when_private() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, format!("*:*:*:{}:{}\n", pg::ROLE, pg::PASSWORD)).unwrap();
+    let chmod = |mode| std::fs::set_permissions(&file, Permissions::from_mode(mode)).unwrap();
+    let probe = Probe::server(server, root)
+        .without_env("PGPASSWORD")
+        .env("PGPASSFILE", file.display().to_string());
+
+    chmod(0o600);
+    probe.run().expect_exit(0);
+
+    chmod(0o644);
+    let out = probe.run();
+    out.expect_exit(2).expect_failure("login");
+    let path = file.display().to_string();
+    let noted = out.at("/target/notes").as_array().is_some_and(|notes| {
+        notes.iter().any(|n| {
+            n.as_str()
+                .is_some_and(|n| n.contains(&path) && n.contains("ignored"))
+        })
+    });
+    assert!(
+        noted,
+        "target.notes should name the ignored file\n{}",
+        out.context()
+    );
+}
+
+/// channel_binding=require: SCRAM-SHA-256-PLUS bound to our TLS session.
+#[test]
+fn channel_binding_required_logs_in() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    Probe::server(server, root)
+        .arg("channel_binding=require")
+        .run()
+        .expect_exit(0)
+        .expect_at("/target/channel_binding", "require");
 }

@@ -32,6 +32,26 @@ pub enum Behaviour {
     /// to a StartupMessage; a PasswordMessage gets a 28P01 error, anything
     /// else is only recorded.
     CleartextAuth,
+    /// Reads untyped startup packets and answers an SSLRequest with `ssl`
+    /// (a GSSENCRequest with 'N') and a StartupMessage with `startup`.
+    Script { ssl: Reply, startup: Reply },
+}
+
+/// One scripted answer of a [`Behaviour::Script`] fake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Says nothing; holds the socket until the client closes.
+    Silent,
+    /// 'N': no TLS here; the client may go on in plaintext.
+    Refuse,
+    /// 'S', then silence: the TLS handshake stalls.
+    TlsThenSilent,
+    /// 'S', then [`GARBAGE`] in reply to the ClientHello.
+    TlsThenGarbage,
+    /// A FATAL ErrorResponse with this SQLSTATE and message, then close.
+    Error(&'static str, &'static str),
+    /// AuthenticationOk: in without a password.
+    AuthOk,
 }
 
 /// The bytes a garbage peer sends: not 'S', 'N', 'E' or anything else
@@ -156,6 +176,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<u8>>)
                 let _ = e;
             }
         }
+        Behaviour::Script { ssl, startup } => {
+            // EOF or reset: the client went away, which is expected.
+            let _ = script(&mut reader, &mut stream, ssl, startup);
+        }
     }
     // Record whatever else arrives until the client closes.
     reader.drain();
@@ -193,6 +217,55 @@ fn pretend_cleartext(reader: &mut Recorder<'_>, stream: &mut TcpStream) -> std::
                 return Ok(());
             }
             _ => return Ok(()),
+        }
+    }
+}
+
+/// Untyped startup packets until one is answered per the script.
+fn script(
+    reader: &mut Recorder<'_>,
+    stream: &mut TcpStream,
+    ssl: Reply,
+    startup: Reply,
+) -> std::io::Result<()> {
+    loop {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(8..=10_000).contains(&len) {
+            return Ok(());
+        }
+        let mut body = vec![0u8; len - 4];
+        reader.read_exact(&mut body)?;
+        let reply = match u32::from_be_bytes(body[..4].try_into().unwrap()) {
+            GSSENC_REQUEST => Reply::Refuse,
+            SSL_REQUEST => ssl,
+            PROTOCOL_3 => startup,
+            _ => return Ok(()),
+        };
+        match reply {
+            Reply::Silent => return Ok(()),
+            Reply::Refuse => stream.write_all(b"N")?,
+            Reply::TlsThenSilent => return stream.write_all(b"S"),
+            Reply::TlsThenGarbage => {
+                stream.write_all(b"S")?;
+                let mut hello = [0u8; 512];
+                if reader.read(&mut hello)? > 0 {
+                    stream.write_all(GARBAGE)?;
+                }
+                return Ok(());
+            }
+            Reply::Error(sqlstate, message) => {
+                stream.write_all(&error_response(sqlstate, message))?;
+                return stream.shutdown(Shutdown::Write);
+            }
+            Reply::AuthOk => {
+                // 'R', length 8, 0 = AuthenticationOk.
+                let mut msg = vec![b'R'];
+                msg.extend_from_slice(&8u32.to_be_bytes());
+                msg.extend_from_slice(&0u32.to_be_bytes());
+                return stream.write_all(&msg);
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ const LIBPQ_VARS: &[&str] = &[
     "PGUSER",
     "PGDATABASE",
     "PGPASSWORD",
+    "PGPASSFILE",
     "PGSSLROOTCERT",
     "PGSSLCERT",
     "PGSSLKEY",
@@ -59,6 +60,16 @@ impl Probe {
         Probe {
             env: vec![("PGSSLMODE", "verify-full".to_string())],
             args: vec!["--format".into(), "json".into()],
+            server_log: None,
+        }
+    }
+
+    /// No flags and no variables at all: for usage errors, `--help` and
+    /// other formats (run it with [`Probe::run_raw`]).
+    pub fn bare() -> Probe {
+        Probe {
+            env: Vec::new(),
+            args: Vec::new(),
             server_log: None,
         }
     }
@@ -94,15 +105,47 @@ impl Probe {
         self
     }
 
+    /// Removes one libpq variable (e.g. the server preset's PGPASSWORD).
+    pub fn without_env(mut self, key: &'static str) -> Probe {
+        self.env.retain(|(k, _)| *k != key);
+        self
+    }
+
+    /// Replaces `--format json` with `--format <format>`.
+    pub fn format(mut self, format: &str) -> Probe {
+        let at = self.args.iter().position(|a| a == "--format");
+        let at = at.expect("no --format to replace");
+        self.args[at + 1] = format.to_string();
+        self
+    }
+
     /// Appends a command-line argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Probe {
         self.args.push(arg.into());
         self
     }
 
-    /// Runs the binary to completion (killing it after [`HARD_LIMIT`]).
+    /// Appends several command-line arguments.
+    pub fn args<const N: usize>(mut self, args: [&str; N]) -> Probe {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Runs the binary to completion (killing it after [`HARD_LIMIT`]) and
+    /// requires a JSON document on stdout.
     #[track_caller]
     pub fn run(&self) -> Outcome {
+        let outcome = self.run_raw();
+        if outcome.json.is_null() {
+            panic!("stdout is not a JSON document\n{}", outcome.context());
+        }
+        outcome
+    }
+
+    /// Runs the binary to completion (killing it after [`HARD_LIMIT`]);
+    /// `json` is `Null` unless stdout is a JSON document.
+    #[track_caller]
+    pub fn run_raw(&self) -> Outcome {
         let home = tempfile::tempdir().expect("temp HOME");
         if !self.env.iter().any(|(k, _)| *k == "PGSSLROOTCERT") {
             // Peers without a real CA still need a trust store: put one where
@@ -149,18 +192,14 @@ impl Probe {
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        let outcome = Outcome {
+        Outcome {
             code: status.code(),
             json,
             stdout,
             stderr,
             elapsed,
             probe: self.clone(),
-        };
-        if outcome.json.is_null() {
-            panic!("stdout is not a JSON document\n{}", outcome.context());
         }
-        outcome
     }
 }
 
@@ -214,6 +253,29 @@ impl Outcome {
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(30)..].join("\n");
         format!("\n--- server log (last 30 lines) ---\n{tail}")
+    }
+
+    /// Asserts only the process exit code (for output that is not JSON).
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        if self.code != Some(code) {
+            panic!("expected exit {code}\n{}", self.context());
+        }
+        self
+    }
+
+    /// The first line of stdout (the monitoring-plugins status line).
+    pub fn first_line(&self) -> &str {
+        self.stdout.lines().next().unwrap_or("")
+    }
+
+    /// Asserts that `needle` appears nowhere in stdout or stderr.
+    #[track_caller]
+    pub fn expect_absent(&self, needle: &str) -> &Self {
+        if self.stdout.contains(needle) || self.stderr.contains(needle) {
+            panic!("{needle:?} appears in the output\n{}", self.context());
+        }
+        self
     }
 
     /// Asserts the exit code and that `status` and `exit_code` in the JSON agree.

@@ -1,4 +1,6 @@
-//! Real PostgreSQL servers for the live tests, one per test.
+//! Real PostgreSQL servers for the live tests: one per test, or one per
+//! configuration shared by the tests that only connect to it ([`shared`];
+//! hence `max_connections` leaves room for several probes at once).
 //!
 //! Binaries are found through `PG_BINDIR`, `pg_config --bindir`,
 //! `/usr/lib/postgresql/*/bin` (highest version) and then `PATH`. Without them
@@ -13,13 +15,14 @@
 //! PostgreSQL refuses to run as root, so when the tests run as root every
 //! server command runs as the `postgres` system user.
 
+use std::collections::HashMap;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The shared configuration, also used by docker/ and scripts/demo.sh.
@@ -293,7 +296,7 @@ impl ServerSpec {
              synchronous_commit = off\n\
              full_page_writes = off\n\
              shared_buffers = 16MB\n\
-             max_connections = 20\n\
+             max_connections = 60\n\
              log_connections = on\n",
             sock = sock_dir.display(),
         )
@@ -518,8 +521,9 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// `pg_ctl stop -m immediate`; used by drop and by the exit hook.
+    fn stop(&self) {
         if !self.started {
             return;
         }
@@ -536,6 +540,61 @@ impl Drop for Server {
                 String::from_utf8_lossy(&out.stderr)
             ),
             Err(e) => eprintln!("pg_ctl stop: {e}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A server (with its client's root CA file) shared by the tests that need it.
+pub type SharedServer = (Server, PathBuf);
+
+type SharedCell = &'static OnceLock<Option<SharedServer>>;
+
+fn shared_cells() -> &'static Mutex<HashMap<&'static str, SharedCell>> {
+    static CELLS: OnceLock<Mutex<HashMap<&'static str, SharedCell>>> = OnceLock::new();
+    CELLS.get_or_init(Default::default)
+}
+
+/// One server per `key` for the whole test process, started by `make` on
+/// first use and stopped when the process exits. Each server start copies
+/// the template (about a second on a slow disk), so tests that only connect
+/// to the same configuration share it; a test that changes server state
+/// must start its own.
+pub fn shared(
+    key: &'static str,
+    make: impl FnOnce() -> Option<SharedServer>,
+) -> Option<&'static SharedServer> {
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        extern "C" {
+            fn atexit(callback: extern "C" fn()) -> i32;
+        }
+        // SAFETY: registers a plain function; libc's exit() runs it after
+        // the test harness returns (or calls process::exit on failure).
+        assert_eq!(unsafe { atexit(stop_shared) }, 0, "atexit");
+    });
+    let cell: SharedCell = *shared_cells()
+        .lock()
+        .unwrap()
+        .entry(key)
+        .or_insert_with(|| Box::leak(Box::default()));
+    cell.get_or_init(make).as_ref()
+}
+
+/// Stops every shared server and removes its directory (at process exit).
+extern "C" fn stop_shared() {
+    let Ok(cells) = shared_cells().lock() else {
+        return;
+    };
+    for cell in cells.values() {
+        if let Some(Some((server, _))) = cell.get() {
+            server.stop();
+            let _ = fs::remove_dir_all(server.dir.path());
         }
     }
 }
