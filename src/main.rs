@@ -13,6 +13,7 @@ mod render;
 mod target;
 mod tls;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -25,7 +26,8 @@ use crate::probe::Plan;
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let args = match Args::try_parse() {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    let args = match Args::try_parse_from(&raw) {
         Ok(args) => args,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -33,12 +35,15 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // clap would exit 2, which Nagios reads as CRITICAL; bad arguments are UNKNOWN.
-            let _ = e.print();
-            let reason = e.kind().to_string();
+            // clap would exit 2, which Nagios reads as CRITICAL: bad
+            // arguments are UNKNOWN, reported in the format asked for.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Usage: pg-tls-probe [OPTIONS] [CONNINFO]; try '--help'"
+            );
             return emit(
-                &Report::unusable(format!("invalid arguments: {reason}")),
-                Format::Nagios,
+                &Report::unusable(argument_error(&e)),
+                requested_format(&raw),
             );
         }
     };
@@ -48,6 +53,52 @@ fn main() -> ExitCode {
         Err(reason) => Report::unusable(reason),
     };
     emit(&report, format)
+}
+
+/// clap's own message quotes the offending text, which may be a
+/// connection string with a password in it: name flags, show values only
+/// where a flag's value failed to parse (numbers, enums), never a stray word.
+fn argument_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg);
+    let flag = arg.as_deref().filter(|a| a.starts_with('-'));
+    match (e.kind(), flag) {
+        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(flag)) => {
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            format!("invalid value \"{value}\" for {flag}")
+        }
+        (ErrorKind::UnknownArgument, Some(flag)) => format!("unknown option {flag}"),
+        (ErrorKind::UnknownArgument, None) => {
+            "unexpected extra argument (not shown: it may hold a secret); give one connection string"
+                .to_string()
+        }
+        (kind, Some(flag)) => format!("{flag}: {kind}"),
+        (kind, None) => format!("invalid arguments: {kind}"),
+    }
+}
+
+/// `--format` as typed, for reporting a parse failure the way it was asked.
+fn requested_format(raw: &[OsString]) -> Format {
+    let mut words = raw.iter().skip(1).map(|w| w.to_string_lossy());
+    let mut value = None;
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        } else if word == "--format" {
+            value = words.next().map(|v| v.into_owned());
+        } else if let Some(v) = word.strip_prefix("--format=") {
+            value = Some(v.to_string());
+        }
+    }
+    match value.as_deref() {
+        Some("json") => Format::Json,
+        Some("text") => Format::Text,
+        _ => Format::Nagios,
+    }
 }
 
 fn emit(report: &Report, format: Format) -> ExitCode {
@@ -63,7 +114,7 @@ fn emit(report: &Report, format: Format) -> ExitCode {
 fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
         return Err(format!(
-            "--timeout must be between 0 and 3600 seconds, not {}",
+            "--timeout must be more than 0 and at most 3600 seconds, not {}",
             args.timeout
         ));
     }

@@ -31,6 +31,19 @@ fn unknown_flag_is_unknown_not_clap_exit_2() {
     );
 }
 
+/// A flag clap rejects still answers in the format asked for, naming the flag.
+#[test]
+fn unknown_flag_is_reported_in_json_naming_the_flag() {
+    let out = Probe::new().arg("--bogus").run();
+    expect_usage_error(&out, &["--bogus"]);
+}
+
+#[test]
+fn unparsable_flag_value_is_named_with_its_value() {
+    let out = Probe::new().arg("--timeout").arg("abc").run();
+    expect_usage_error(&out, &["--timeout", "\"abc\""]);
+}
+
 #[test]
 fn sslmode_require_from_environment_is_refused() {
     let out = Probe::new().env("PGSSLMODE", "require").run();
@@ -170,5 +183,15 @@ fn conninfo_password_never_appears_in_output() {
             let out = Probe::new().format(format).arg(conninfo).run_raw();
             out.expect_code(*code).expect_absent(SECRET);
         }
+    }
+    // A stray second argument is refused by the flag parser, whose own
+    // message would quote it.
+    for format in ["json", "text", "nagios"] {
+        let out = Probe::new()
+            .format(format)
+            .arg(format!("host=127.0.0.1 port={port}"))
+            .arg(format!("password={SECRET}"))
+            .run_raw();
+        out.expect_code(3).expect_absent(SECRET);
     }
 }

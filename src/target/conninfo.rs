@@ -74,7 +74,7 @@ fn parse_keyword_value(
             key.push(c);
         }
         let shown = if after_secret {
-            "the word after an unquoted password value (quote values containing spaces)".to_string()
+            "(the keyword after an unquoted password, not shown in case it belongs to the password; quote a password that contains spaces)".to_string()
         } else {
             format!("\"{key}\"")
         };
