@@ -7,13 +7,11 @@
 //! tokio-postgres then starts TLS directly on the answered socket.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
-use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_postgres::config::{ChannelBinding as PgChannelBinding, SslMode, SslNegotiation};
@@ -26,10 +24,12 @@ use crate::facts::{PgStatSsl, SessionFacts, SessionFailure, Stage};
 use crate::target::ChannelBinding;
 use crate::tls::{self, HandshakeProgress, Recorder};
 
-/// One round trip, whatever the server version: `to_jsonb` carries exactly
-/// the columns this version's pg_stat_ssl has (clientdn before 12,
-/// compression before 14), and our own row is always visible.
-const STAT_SSL_QUERY: &str = "SELECT current_setting('server_version_num'), to_jsonb(s)::text \
+/// One round trip, whatever the server version: `s.*` carries exactly the
+/// columns this version's pg_stat_ssl has (clientdn before 12, compression
+/// before 14), read by name; the simple protocol returns them as text, so a
+/// 20-byte client_serial stays exact. Our own row is always visible.
+const STAT_SSL_QUERY: &str =
+    "SELECT current_setting('server_version_num') AS server_version_num, s.* \
      FROM pg_stat_ssl s WHERE pid = pg_backend_pid()";
 
 pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> SessionFacts {
@@ -227,47 +227,48 @@ fn read_stat_ssl(
     messages: &[SimpleQueryMessage],
     facts: &mut SessionFacts,
 ) -> Result<(), SessionFailure> {
-    let bad = |detail: String| SessionFailure::Query {
-        sqlstate: None,
-        detail,
-    };
     let row = messages
         .iter()
         .find_map(|m| match m {
             SimpleQueryMessage::Row(row) => Some(row),
             _ => None,
         })
-        .ok_or_else(|| bad("pg_stat_ssl has no row for this backend".into()))?;
-    let version = row.get(0).unwrap_or_default();
-    facts.server_version_num = version.parse().ok();
-    let json = row
-        .get(1)
-        .ok_or_else(|| bad("pg_stat_ssl row is empty".into()))?;
-    facts.pg_stat_ssl = Some(parse_stat_ssl(json).map_err(bad)?);
+        .ok_or_else(|| SessionFailure::Query {
+            sqlstate: None,
+            detail: "pg_stat_ssl has no row for this backend".into(),
+        })?;
+    let columns = row
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name(), row.get(i)));
+    let (version, stat) = parse_stat_ssl(columns);
+    facts.server_version_num = version;
+    facts.pg_stat_ssl = Some(stat);
     Ok(())
 }
 
-/// Reads the row whatever its column set; the serial is kept as written
-/// (a 20-byte serial does not fit any machine integer).
-fn parse_stat_ssl(json: &str) -> Result<PgStatSsl, String> {
-    let cols: HashMap<String, Box<RawValue>> =
-        serde_json::from_str(json).map_err(|e| format!("unreadable pg_stat_ssl row: {e}"))?;
-    let text = |key: &str| -> Option<String> {
-        let raw = cols.get(key)?.get();
-        match serde_json::from_str::<Option<String>>(raw) {
-            Ok(value) => value,
-            Err(_) => Some(raw.to_string()),
+/// Reads the row by column name, whatever this version's column set.
+fn parse_stat_ssl<'a>(
+    columns: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> (Option<i32>, PgStatSsl) {
+    let mut version = None;
+    let mut stat = PgStatSsl::default();
+    for (name, value) in columns {
+        let text = value.map(str::to_string);
+        match name {
+            "server_version_num" => version = value.and_then(|v| v.parse().ok()),
+            "ssl" => stat.ssl = value == Some("t"),
+            "version" => stat.version = text,
+            "cipher" => stat.cipher = text,
+            "bits" => stat.bits = value.and_then(|b| b.parse().ok()),
+            "client_dn" | "clientdn" => stat.client_dn = text,
+            "client_serial" => stat.client_serial = text,
+            "issuer_dn" => stat.issuer_dn = text,
+            _ => {}
         }
-    };
-    Ok(PgStatSsl {
-        ssl: text("ssl").as_deref() == Some("true"),
-        version: text("version"),
-        cipher: text("cipher"),
-        bits: text("bits").and_then(|b| b.parse().ok()),
-        client_dn: text("client_dn").or_else(|| text("clientdn")),
-        client_serial: text("client_serial"),
-        issuer_dn: text("issuer_dn"),
-    })
+    }
+    (version, stat)
 }
 
 #[cfg(test)]
@@ -276,11 +277,26 @@ mod tests {
 
     #[test]
     fn pg15_row_keeps_a_long_serial_exactly() {
-        let row = r#"{"pid": 7, "ssl": true, "bits": 256, "cipher": "TLS_AES_256_GCM_SHA384", "version": "TLSv1.3", "client_dn": "/CN=probe", "issuer_dn": "/CN=CA", "client_serial": 1234567890123456789012345678901234567890}"#;
-        let got = parse_stat_ssl(row).unwrap();
+        let row = [
+            ("server_version_num", Some("150018")),
+            ("pid", Some("7")),
+            ("ssl", Some("t")),
+            ("version", Some("TLSv1.3")),
+            ("cipher", Some("TLS_AES_256_GCM_SHA384")),
+            ("bits", Some("256")),
+            ("client_dn", Some("/CN=probe")),
+            (
+                "client_serial",
+                Some("1234567890123456789012345678901234567890"),
+            ),
+            ("issuer_dn", Some("/CN=CA")),
+        ];
+        let (version, got) = parse_stat_ssl(row.into_iter());
+        assert_eq!(version, Some(150018));
         assert!(got.ssl);
         assert_eq!(got.version.as_deref(), Some("TLSv1.3"));
         assert_eq!(got.bits, Some(256));
+        assert_eq!(got.client_dn.as_deref(), Some("/CN=probe"));
         assert_eq!(
             got.client_serial.as_deref(),
             Some("1234567890123456789012345678901234567890")
@@ -289,8 +305,17 @@ mod tests {
 
     #[test]
     fn pre_12_clientdn_and_nulls() {
-        let row = r#"{"pid": 7, "ssl": false, "bits": null, "cipher": null, "version": null, "clientdn": null, "compression": false}"#;
-        let got = parse_stat_ssl(row).unwrap();
+        let row = [
+            ("pid", Some("7")),
+            ("ssl", Some("f")),
+            ("version", None),
+            ("cipher", None),
+            ("bits", None),
+            ("compression", Some("f")),
+            ("clientdn", None),
+        ];
+        let (version, got) = parse_stat_ssl(row.into_iter());
+        assert_eq!(version, None);
         assert!(!got.ssl);
         assert_eq!(got.version, None);
         assert_eq!(got.client_dn, None);

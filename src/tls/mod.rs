@@ -90,8 +90,18 @@ impl Recorder {
 
 /// The only crypto provider used: passed explicitly, never installed
 /// process-wide, so nothing else in the process changes behaviour.
+///
+/// TLS 1.3 clients send a key share for their first group only. PostgreSQL
+/// up to 17 accepts exactly one group, `ssl_ecdh_curve` (default
+/// prime256v1), and 18 defaults to `X25519:prime256v1`; leading with P-256
+/// avoids a HelloRetryRequest round trip against every default server. The
+/// set of groups offered is unchanged.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .kx_groups
+        .sort_by_key(|group| group.name() != rustls::NamedGroup::secp256r1);
+    Arc::new(provider)
 }
 
 /// Reads sslrootcert (PEM file) or the webpki-roots set for `system`.
