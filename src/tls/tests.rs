@@ -734,3 +734,20 @@ mod handshake {
         );
     }
 }
+
+/// PostgreSQL's default group is P-256: offering its key share first saves
+/// a HelloRetryRequest; the groups offered stay the same.
+#[test]
+fn key_share_leads_with_p256_and_offers_the_same_groups() {
+    let ours = provider();
+    assert_eq!(ours.kx_groups[0].name(), rustls::NamedGroup::secp256r1);
+    let mut names: Vec<_> = ours.kx_groups.iter().map(|g| g.name()).collect();
+    let mut defaults: Vec<_> = rustls::crypto::ring::default_provider()
+        .kx_groups
+        .iter()
+        .map(|g| g.name())
+        .collect();
+    names.sort_by_key(|n| u16::from(*n));
+    defaults.sort_by_key(|n| u16::from(*n));
+    assert_eq!(names, defaults);
+}
