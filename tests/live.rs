@@ -351,7 +351,14 @@ fn unknown_ca_is_unknown_issuer() {
 /// the client gets only the root.
 fn start_with_intermediate() -> Option<(Server, PathBuf)> {
     let root_ca = Ca::root("pg-tls-probe test root");
-    let intermediate = root_ca.intermediate("pg-tls-probe test intermediate");
+    start_with_chain(
+        &root_ca,
+        root_ca.intermediate("pg-tls-probe test intermediate"),
+    )
+}
+
+/// Like [`start_with_intermediate`], with the CAs given.
+fn start_with_chain(root_ca: &Ca, intermediate: Ca) -> Option<(Server, PathBuf)> {
     let leaf = intermediate.server(GOOD_NAMES, Validity::normal());
     let spec = ServerSpec::article(ServerTls {
         cert_chain_pem: format!("{}{}", leaf.cert_pem, intermediate.cert_pem),
@@ -370,6 +377,39 @@ fn intermediate_sent_by_server_is_ok() {
         return;
     };
     Probe::server(&server, &root).run().expect_exit(0);
+}
+
+/// Expiry counts the whole chain: an intermediate the server sends that
+/// expires in 3 days is CRITICAL even though the leaf has a year left.
+#[test]
+fn intermediate_expiring_soon_is_critical() {
+    let root_ca = Ca::root("pg-tls-probe test root");
+    let intermediate =
+        root_ca.intermediate_valid("pg-tls-probe short intermediate", Validity::window(-1, 3));
+    let Some((server, root)) = start_with_chain(&root_ca, intermediate) else {
+        return;
+    };
+    let out = Probe::server(&server, &root).run();
+    out.expect_exit(2)
+        .expect_check("certificate_expiry", "CRITICAL")
+        .expect_at("/certificate/soonest_expiry/role", "intermediate")
+        .expect_at("/certificate/soonest_expiry/days_left", 3);
+}
+
+/// ... and so does the CA in sslrootcert that anchors it.
+#[test]
+fn root_ca_expiring_within_warning_days_warns() {
+    let ca = Ca::root_valid("pg-tls-probe short root", Validity::window(-1, 20));
+    let spec = ServerSpec::article(tls(&ca, ca.server(GOOD_NAMES, Validity::normal())));
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    let out = Probe::server(&server, &root).run();
+    out.expect_exit(1)
+        .expect_check("certificate_expiry", "WARNING")
+        .expect_at("/certificate/soonest_expiry/role", "root")
+        .expect_at("/certificate/soonest_expiry/days_left", 20);
 }
 
 /// Scenario 13: `hostssl ... clientcert=verify-full`: without a client certificate

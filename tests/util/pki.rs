@@ -50,10 +50,15 @@ impl Validity {
 }
 
 impl Ca {
-    /// A self-signed root CA.
+    /// A self-signed root CA, valid for ten years.
     pub fn root(common_name: &str) -> Ca {
+        Ca::root_valid(common_name, Validity::window(-1, 3650))
+    }
+
+    /// A self-signed root CA valid over `validity`.
+    pub fn root_valid(common_name: &str, validity: Validity) -> Ca {
         let key = KeyPair::generate().expect("generate CA key");
-        let params = ca_params(common_name);
+        let params = ca_params(common_name, validity);
         let cert = params.self_signed(&key).expect("self-sign CA");
         Ca {
             cert_pem: cert.pem(),
@@ -61,10 +66,15 @@ impl Ca {
         }
     }
 
-    /// An intermediate CA signed by this one.
+    /// An intermediate CA signed by this one, valid for ten years.
     pub fn intermediate(&self, common_name: &str) -> Ca {
+        self.intermediate_valid(common_name, Validity::window(-1, 3650))
+    }
+
+    /// An intermediate CA signed by this one, valid over `validity`.
+    pub fn intermediate_valid(&self, common_name: &str, validity: Validity) -> Ca {
         let key = KeyPair::generate().expect("generate intermediate key");
-        let params = ca_params(common_name);
+        let params = ca_params(common_name, validity);
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("sign intermediate");
@@ -117,7 +127,7 @@ impl Ca {
     }
 }
 
-fn ca_params(common_name: &str) -> CertificateParams {
+fn ca_params(common_name: &str, validity: Validity) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -130,7 +140,6 @@ fn ca_params(common_name: &str) -> CertificateParams {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.use_authority_key_identifier_extension = true;
-    let validity = Validity::window(-1, 3650);
     params.not_before = validity.not_before;
     params.not_after = validity.not_after;
     params
