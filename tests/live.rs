@@ -470,6 +470,26 @@ fn ip_address_host_matches_ip_san() {
         .expect_exit(0);
 }
 
+/// An IPv6 literal host (as a URI with brackets) is matched against an
+/// iPAddress SAN, and both connections use IPv6.
+#[test]
+fn ipv6_literal_host_matches_ipv6_san() {
+    let Some((server, root)) = start(
+        &["localhost", "127.0.0.1", "::1"],
+        Validity::normal(),
+        |_| {},
+    ) else {
+        return;
+    };
+    let uri = format!("postgresql://[::1]:{}/postgres", server.port);
+    Probe::server(&server, &root)
+        .arg(uri)
+        .run()
+        .expect_exit(0)
+        .expect_at("/target/host", "::1")
+        .expect_at("/certificate/checked_name", "::1");
+}
+
 /// The default output: `PGTLS OK: ... | perfdata`, then `OK <check>: ...`.
 #[test]
 fn nagios_output_has_status_line_perfdata_and_check_lines() {

@@ -289,7 +289,7 @@ impl ServerSpec {
         format!(
             "\n# ---- docker/postgres/postgresql.conf (paths rewritten) ----\n{shared}\n\
              # ---- test server overrides ----\n\
-             listen_addresses = '127.0.0.1'\n\
+             listen_addresses = '127.0.0.1, ::1'\n\
              port = {port}\n\
              unix_socket_directories = '{sock}'\n\
              fsync = off\n\
