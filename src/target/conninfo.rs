@@ -133,11 +133,12 @@ fn parse_uri(rest: &str, params: &mut Params, notes: &mut Vec<String>) -> Result
     // User info ends at an '@' seen before the path or query starts (RFC
     // 3986: a raw '/' or '?' cannot be in it; percent-encode them).
     let at = s.find(['@', '/', '?']).filter(|&i| s[i..].starts_with('@'));
-    if at.is_none() && misplaced_at(s) {
-        // Likely "user:pa/ss@host": without this the password's head would
-        // be parsed, and echoed, as a port number.
+    if ambiguous_userinfo(s, at) {
+        // "user:pa/ss@host", "user:pa?ss@host" or "user:p@ss@host": libpq
+        // would read part of the password as a host, port or parameter, and
+        // an error would echo it. Refuse without quoting anything.
         return Err(UsageError(
-            "\"@\" after a \"/\" in URI: percent-encode \"/\" as %2F in a user name or password (or \"@\" as %40 in a database name)"
+            "ambiguous URI: percent-encode \"@\", \"/\" and \"?\" in a user name or password (%40, %2F, %3F)"
                 .to_string(),
         ));
     }
@@ -215,12 +216,22 @@ fn parse_uri(rest: &str, params: &mut Params, notes: &mut Vec<String>) -> Result
 }
 
 /// A ':' before the first '/' and an '@' between it and the query.
-fn misplaced_at(s: &str) -> bool {
-    let Some(slash) = s.find(['/', '?']).filter(|&i| s[i..].starts_with('/')) else {
+/// True when the user-info part cannot be told apart from the rest: a
+/// second '@' in the authority, or "name:word" (not "host:port") before a
+/// '/' or '?' with an '@' after it.
+fn ambiguous_userinfo(s: &str, at: Option<usize>) -> bool {
+    if let Some(at) = at {
+        let rest = &s[at + 1..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        return rest[..authority_end].contains('@');
+    }
+    let head_end = s.find(['/', '?']).unwrap_or(s.len());
+    let head = &s[..head_end];
+    if head.starts_with('[') || !s[head_end..].contains('@') {
         return false;
-    };
-    let path_end = s.find('?').unwrap_or(s.len());
-    s[..slash].contains(':') && s[slash..path_end].contains('@')
+    }
+    head.rsplit_once(':')
+        .is_some_and(|(_, after)| !after.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One `host[:port]` entry of the netloc; IPv6 addresses come in brackets.
@@ -315,6 +326,37 @@ mod tests {
 
     fn password(p: &Params) -> Option<&str> {
         p.password.as_ref().map(|s| s.0.as_str())
+    }
+
+    /// A raw '@', '/' or '?' in a password would be split off and echoed
+    /// as a host or parameter name: refuse, quoting nothing.
+    #[test]
+    fn ambiguous_user_info_is_refused_without_echo() {
+        for uri in [
+            "postgresql://app:s3cr@t@db.invalid/postgres",
+            "postgresql://app:pa?ss=1@db.invalid/postgres",
+            "postgresql://app:pa/ss@db.invalid/postgres",
+        ] {
+            let e = parse_err(uri);
+            assert!(e.starts_with("ambiguous URI"), "{uri}: {e}");
+            for part in ["s3cr", ":pa", "ss=", "t@db", "/ss"] {
+                assert!(!e.contains(part), "{uri}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn at_signs_after_host_port_or_in_brackets_are_fine() {
+        for uri in [
+            "postgresql://db:5432/postgres?user=me@example.com",
+            "postgresql://[::1]/postgres?user=me@example.com",
+            "postgresql://db/d@b",
+            "postgresql://me%40corp:p%40ss@db/postgres",
+        ] {
+            parse_ok(uri);
+        }
+        let (p, _) = parse_ok("postgresql://me%40corp:p%40ss@db/postgres");
+        assert_eq!(password(&p), Some("p@ss"));
     }
 
     #[test]
