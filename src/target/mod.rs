@@ -196,7 +196,8 @@ fn finish(
     check_sslnegotiation(p.sslnegotiation.as_deref())?;
     let sslmode = parse_sslmode(p.sslmode.as_deref())?;
     let hostaddr = parse_hostaddr(non_empty(p.hostaddr.as_deref()))?;
-    let (host, hostaddr) = resolve_host(non_empty(p.host.as_deref()), hostaddr, &mut notes)?;
+    let (host, hostaddr) =
+        resolve_host(non_empty(p.host.as_deref()), hostaddr, sslmode, &mut notes)?;
     let port = parse_port(non_empty(p.port.as_deref()))?;
     let user = non_empty(p.user.as_deref()).unwrap_or(os_user).to_string();
     let dbname = non_empty(p.dbname.as_deref()).unwrap_or(&user).to_string();
@@ -320,12 +321,15 @@ fn parse_hostaddr(value: Option<&str>) -> Result<Option<(IpAddr, String)>, Usage
     }
 }
 
-/// The name the certificate is checked against. Without a host name libpq
-/// checks hostaddr, and without either it would use a Unix socket, where
-/// there is no TLS: the probe goes to localhost over TCP instead.
+/// The name the certificate is checked against. libpq refuses verify-full
+/// with only a hostaddr ("host name must be specified for a verified SSL
+/// connection"), and so does the probe; under verify-ca the address stands
+/// in. Without either, libpq would use a Unix socket, where there is no
+/// TLS: the probe goes to localhost over TCP instead.
 fn resolve_host(
     host: Option<&str>,
     hostaddr: Option<(IpAddr, String)>,
+    sslmode: SslMode,
     notes: &mut Vec<String>,
 ) -> Result<(String, Option<IpAddr>), UsageError> {
     let addr = hostaddr.as_ref().map(|(addr, _)| *addr);
@@ -339,9 +343,13 @@ fn resolve_host(
         return Ok((host.to_string(), addr));
     }
     match hostaddr {
+        Some(_) if sslmode == SslMode::VerifyFull => Err(UsageError(
+            "sslmode=verify-full needs a host name to check the certificate against: set host as well as hostaddr (libpq: host name must be specified for a verified SSL connection)"
+                .to_string(),
+        )),
         Some((addr, text)) => {
             notes.push(format!(
-                "no host name given; the server certificate is checked against hostaddr {text}"
+                "no host name given; connecting to hostaddr {text} (verify-ca checks no name)"
             ));
             Ok((text, Some(addr)))
         }
@@ -842,11 +850,19 @@ mod tests {
         let t = ok(conninfo("host=db.example hostaddr=192.0.2.7"), &[]);
         assert_eq!(t.host, "db.example");
         assert_eq!(t.hostaddr, Some("192.0.2.7".parse().unwrap()));
-        let t = ok(conninfo("hostaddr=2001:db8::1"), &[]);
+        let t = ok(
+            conninfo("hostaddr=2001:db8::1 sslmode=verify-ca sslrootcert=/ca.pem"),
+            &[],
+        );
         assert_eq!(t.host, "2001:db8::1");
         assert!(t.notes[0].contains("hostaddr 2001:db8::1"), "{:?}", t.notes);
-        let t = ok(conninfo("host='' hostaddr=192.0.2.7"), &[]);
+        let t = ok(
+            conninfo("host='' hostaddr=192.0.2.7 sslmode=verify-ca sslrootcert=/ca.pem"),
+            &[],
+        );
         assert_eq!(t.host, "192.0.2.7");
+        // As libpq: verify-full has no name to check without a host.
+        assert!(err(conninfo("hostaddr=192.0.2.7"), &[]).contains("host name must be specified"));
         assert_eq!(
             err(conninfo("hostaddr=db.example"), &[]),
             "invalid hostaddr \"db.example\": not an IP address"
@@ -1031,7 +1047,12 @@ db.example:6432:app:alice:right
             "192.0.2.7:*:*:*:byaddr\n",
             0o600,
         );
-        let t = run_in(home.path(), conninfo("hostaddr=192.0.2.7"), &[]).unwrap();
+        let t = run_in(
+            home.path(),
+            conninfo("hostaddr=192.0.2.7 sslmode=verify-ca sslrootcert=/ca.pem"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(pw(&t), Some("byaddr"));
     }
 
