@@ -77,6 +77,18 @@ pub enum CertProblem {
     Malformed {
         detail: String,
     },
+    /// A critical extension OpenSSL does not process: it refuses such
+    /// certificates rather than ignore what the issuer insisted on.
+    UnhandledCriticalExtension {
+        subject: String,
+        oid: String,
+    },
+    /// A name in the leaf lies outside a CA's nameConstraints.
+    NameConstraint {
+        ca: String,
+        name: String,
+        detail: String,
+    },
 }
 
 /// Everything learned about the server's certificate during the handshake.

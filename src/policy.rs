@@ -287,6 +287,12 @@ pub fn describe_problem(problem: &CertProblem) -> String {
             format!("certificate {subject} is not for TLS servers: {detail}")
         }
         CertProblem::Malformed { detail } => format!("malformed certificate: {detail}"),
+        CertProblem::UnhandledCriticalExtension { subject, oid } => format!(
+            "certificate {subject} has a critical extension OpenSSL does not handle ({oid})"
+        ),
+        CertProblem::NameConstraint { ca, name, detail } => {
+            format!("name \"{name}\" violates the name constraints of CA {ca}: {detail}")
+        }
     }
 }
 

@@ -3,12 +3,16 @@
 //! webpki cannot stand in here: it refuses X.509 v1 certificates, which
 //! OpenSSL accepts (v1 roots even act as CAs). So the path is built and
 //! checked with x509-parser, following OpenSSL's order: build the chain
-//! (trusted store first), then CA and purpose checks, then signatures and
-//! validity from the root down. Only the first failure is reported, as libpq
-//! reports only the first.
+//! (trusted store first), then critical extensions, CA and purpose checks,
+//! the CAs' name constraints on the leaf, then validity from the root down.
+//! Only the first failure is reported, as libpq reports only the first.
+//! Not modelled: CRLs (libpq checks them only with sslcrl, which the probe
+//! does not take), policy constraints, and name constraints applied to
+//! intermediates' own names.
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
 use crate::certs;
@@ -105,7 +109,9 @@ pub(crate) fn verify(
             Link::Anchor(i) => trusted.get(i).and_then(Option::as_ref),
         })
         .collect();
+    check_critical_extensions(&nodes)?;
     check_extensions(&nodes)?;
+    check_name_constraints(&nodes)?;
     check_validity(&nodes, now)?;
     match path.last() {
         Some(Link::Anchor(i)) => Ok(*i),
@@ -248,6 +254,17 @@ fn may_act_as_ca(cert: &X509Certificate<'_>) -> bool {
     key_usage.is_some()
 }
 
+/// basicConstraints present with cA=TRUE, and keyUsage (if any) allows
+/// certificate signing: OpenSSL's check_ca() == 1.
+fn explicit_ca(cert: &X509Certificate<'_>) -> bool {
+    let key_usage_ok = match cert.key_usage() {
+        Ok(Some(ku)) => ku.value.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    key_usage_ok && matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
 /// EKU allows TLS server use (SGC OIDs count, as in OpenSSL's xku_reject).
 fn eku_allows_server(cert: &X509Certificate<'_>) -> bool {
     match cert.extended_key_usage() {
@@ -292,7 +309,7 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
     for (depth, node) in nodes.iter().enumerate() {
         let Some(cert) = &node.cert else { continue };
         let subject = || certs::name_to_string(cert.subject());
-        let is_trusted_root = depth == nodes.len() - 1 && self_issued(cert);
+        let is_top = depth == nodes.len() - 1;
         if depth == 0 {
             if !eku_allows_server(cert) {
                 return Err(CertProblem::BadPurpose {
@@ -316,7 +333,15 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
             }
             continue;
         }
-        if !may_act_as_ca(cert) {
+        // OpenSSL makes X509_V_FLAG_X509_STRICT implicit below the top of
+        // the chain: an intermediate needs an explicit basicConstraints
+        // cA=TRUE; only the top may be a v1 root or keyUsage-only CA.
+        let ca = if is_top {
+            may_act_as_ca(cert)
+        } else {
+            explicit_ca(cert)
+        };
+        if !ca {
             return Err(CertProblem::NotCa { subject: subject() });
         }
         if let Ok(Some(bc)) = cert.basic_constraints() {
@@ -326,8 +351,9 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
                 }
             }
         }
-        // A trusted self-signed root passes OpenSSL's purpose check on trust alone.
-        if !is_trusted_root && !eku_allows_server(cert) {
+        // libpq loads sslrootcert without trust settings, so OpenSSL checks
+        // the root's purpose like any CA's (X509_TRUST_NO_SS_COMPAT).
+        if !eku_allows_server(cert) {
             return Err(CertProblem::BadPurpose {
                 subject: subject(),
                 detail: format!(
@@ -341,6 +367,201 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
         }
     }
     Ok(())
+}
+
+/// Extensions OpenSSL's verifier processes (X509_supported_extension); a
+/// critical extension outside this list makes it refuse the certificate.
+const HANDLED_EXTENSIONS: [&str; 15] = [
+    "2.16.840.1.113730.1.1", // Netscape cert type
+    "2.5.29.15",             // keyUsage
+    "2.5.29.17",             // subjectAltName
+    "2.5.29.19",             // basicConstraints
+    "2.5.29.32",             // certificatePolicies
+    "2.5.29.31",             // cRLDistributionPoints
+    "2.5.29.37",             // extendedKeyUsage
+    "1.3.6.1.5.5.7.1.7",     // RFC 3779 IP address blocks
+    "1.3.6.1.5.5.7.1.8",     // RFC 3779 AS identifiers
+    "1.3.6.1.5.5.7.48.1.5",  // OCSP no-check
+    "2.5.29.36",             // policyConstraints
+    "1.3.6.1.5.5.7.1.14",    // proxyCertInfo
+    "2.5.29.30",             // nameConstraints
+    "2.5.29.33",             // policyMappings
+    "2.5.29.54",             // inhibitAnyPolicy
+];
+
+fn check_critical_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
+    for node in nodes {
+        let Some(cert) = &node.cert else { continue };
+        for ext in cert.extensions() {
+            let oid = ext.oid.to_id_string();
+            if ext.critical && !HANDLED_EXTENSIONS.contains(&oid.as_str()) {
+                return Err(CertProblem::UnhandledCriticalExtension {
+                    subject: certs::name_to_string(cert.subject()),
+                    oid,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The leaf's names as name constraints see them (OpenSSL
+/// NAME_CONSTRAINTS_check and _check_CN): dNSName and iPAddress SANs, and
+/// host-name-like CNs when there is no dNSName SAN.
+fn constrained_names<'a>(leaf: &'a X509Certificate<'a>) -> Vec<GeneralName<'a>> {
+    let mut names: Vec<GeneralName<'a>> = match leaf.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter(|n| !matches!(n, GeneralName::DirectoryName(_)))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !names.iter().any(|n| matches!(n, GeneralName::DNSName(_))) {
+        names.extend(
+            leaf.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .filter(|cn| looks_like_host_name(cn))
+                .map(GeneralName::DNSName),
+        );
+    }
+    names
+}
+
+/// OpenSSL checks a CN against DNS constraints only when it could be one.
+fn looks_like_host_name(cn: &str) -> bool {
+    cn.contains('.')
+        && !cn.starts_with('.')
+        && !cn.ends_with('.')
+        && cn
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Every CA on the path constrains the leaf's names (RFC 5280 4.2.1.10):
+/// a name of a constrained type must fall in a permitted subtree and in no
+/// excluded one. Constraint types the probe does not evaluate (directory
+/// names, e-mail, URI) fail closed when the leaf has names of that kind.
+fn check_name_constraints(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
+    let Some(leaf) = nodes.first().and_then(|n| n.cert.as_ref()) else {
+        return Ok(());
+    };
+    let names = constrained_names(leaf);
+    for node in nodes.iter().skip(1) {
+        let Some(cert) = &node.cert else { continue };
+        let constraints = match cert.name_constraints() {
+            Ok(Some(nc)) => nc.value,
+            Ok(None) => continue,
+            Err(_) => {
+                return Err(CertProblem::Malformed {
+                    detail: format!(
+                        "unreadable nameConstraints in \"{}\"",
+                        certs::name_to_string(cert.subject())
+                    ),
+                })
+            }
+        };
+        let violation = |name: &GeneralName<'_>, detail: &str| CertProblem::NameConstraint {
+            ca: certs::name_to_string(cert.subject()),
+            name: general_name_text(name),
+            detail: detail.to_string(),
+        };
+        let permitted = constraints.permitted_subtrees.as_deref().unwrap_or(&[]);
+        let excluded = constraints.excluded_subtrees.as_deref().unwrap_or(&[]);
+        if permitted
+            .iter()
+            .chain(excluded)
+            .any(|t| matches!(t.base, GeneralName::DirectoryName(_)))
+        {
+            let subject = GeneralName::DirectoryName(leaf.subject().clone());
+            return Err(violation(
+                &subject,
+                "directoryName constraints are not evaluated by pg-tls-probe; treated as a violation",
+            ));
+        }
+        for name in &names {
+            let permitted_here: Vec<_> = permitted
+                .iter()
+                .filter(|t| same_kind(&t.base, name))
+                .collect();
+            let kind_evaluated =
+                matches!(name, GeneralName::DNSName(_) | GeneralName::IPAddress(_));
+            let constrained =
+                !permitted_here.is_empty() || excluded.iter().any(|t| same_kind(&t.base, name));
+            if constrained && !kind_evaluated {
+                return Err(violation(
+                    name,
+                    "constraints of this name type are not evaluated by pg-tls-probe; treated as a violation",
+                ));
+            }
+            if !permitted_here.is_empty() && !permitted_here.iter().any(|t| within(name, &t.base)) {
+                return Err(violation(name, "not in any permitted subtree"));
+            }
+            if excluded
+                .iter()
+                .any(|t| same_kind(&t.base, name) && within(name, &t.base))
+            {
+                return Err(violation(name, "in an excluded subtree"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same_kind(a: &GeneralName<'_>, b: &GeneralName<'_>) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// OpenSSL's nc_dns and nc_ip; other kinds never match.
+fn within(name: &GeneralName<'_>, base: &GeneralName<'_>) -> bool {
+    match (name, base) {
+        (GeneralName::DNSName(name), GeneralName::DNSName(base)) => dns_within(name, base),
+        (GeneralName::IPAddress(ip), GeneralName::IPAddress(net)) => {
+            let (addr, mask) = net.split_at(net.len() / 2);
+            net.len() == 2 * ip.len()
+                && ip
+                    .iter()
+                    .zip(addr.iter().zip(mask))
+                    .all(|(i, (a, m))| i & m == a & m)
+        }
+        _ => false,
+    }
+}
+
+/// "example.com" covers itself and its subdomains; ".example.com" only
+/// subdomains; "" everything. Case-insensitive.
+pub(super) fn dns_within(name: &str, base: &str) -> bool {
+    if base.is_empty() {
+        return true;
+    }
+    let (name, base) = (name.as_bytes(), base.as_bytes());
+    if name.len() < base.len() {
+        return false;
+    }
+    let tail = &name[name.len() - base.len()..];
+    let boundary =
+        name.len() == base.len() || base[0] == b'.' || name[name.len() - base.len() - 1] == b'.';
+    boundary && tail.eq_ignore_ascii_case(base)
+}
+
+fn general_name_text(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => s.to_string(),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
+            16 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(bytes);
+                std::net::Ipv6Addr::from(octets).to_string()
+            }
+            _ => format!("{bytes:02x?}"),
+        },
+        GeneralName::DirectoryName(dn) => certs::name_to_string(dn),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Validity windows from the top of the chain down, as OpenSSL walks them.

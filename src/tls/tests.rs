@@ -751,3 +751,149 @@ fn key_share_leads_with_p256_and_offers_the_same_groups() {
     defaults.sort_by_key(|n| u16::from(*n));
     assert_eq!(names, defaults);
 }
+
+/// OpenSSL makes strict CA checks implicit below the top of the chain: an
+/// intermediate with keyCertSign but no basicConstraints is not a CA.
+#[test]
+fn intermediate_needs_explicit_basic_constraints() {
+    let ca = root("Root CA");
+    let int = intermediate(
+        "Intermediate",
+        |p| {
+            p.is_ca = IsCa::NoCa;
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        },
+        &ca,
+    );
+    let ee = leaf(&["db.example.com"], None, &int);
+    let facts = judge(&[ee, int.der().clone()], &trust(&[&ca]), "db.example.com");
+    assert_eq!(
+        libpq_problem(&facts),
+        CertProblem::NotCa {
+            subject: "CN=Intermediate".to_string()
+        }
+    );
+}
+
+/// libpq loads sslrootcert without trust settings: the root's own
+/// extendedKeyUsage must allow TLS servers too.
+#[test]
+fn root_with_client_only_purpose_is_rejected() {
+    let mut p = ca_params("Client-only Root", (2020, 1), (2035, 1));
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let facts = judge(
+        &[leaf(&["db.example.com"], None, &ca)],
+        &trust(&[&ca]),
+        "db.example.com",
+    );
+    assert!(matches!(
+        libpq_problem(&facts),
+        CertProblem::BadPurpose { subject, .. } if subject == "CN=Client-only Root"
+    ));
+}
+
+#[test]
+fn unhandled_critical_extension_is_rejected_non_critical_ignored() {
+    let ca = root("Test CA");
+    for critical in [true, false] {
+        let mut p = leaf_params(&["db.example.com"], None);
+        let mut ext = rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 99999, 1],
+            vec![0x05, 0x00],
+        );
+        ext.set_criticality(critical);
+        p.custom_extensions.push(ext);
+        let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+        if critical {
+            assert_eq!(
+                libpq_problem(&facts),
+                CertProblem::UnhandledCriticalExtension {
+                    subject: "CN=rcgen self signed cert".to_string(),
+                    oid: "1.3.6.1.4.1.99999.1".to_string()
+                }
+            );
+        } else {
+            assert_eq!(facts.libpq, Some(Ok(())));
+        }
+    }
+}
+
+/// A CA limited to one domain (and one network) cannot vouch for others,
+/// whether the name is in a SAN or only in the CN.
+#[test]
+fn name_constraints_bind_the_leaf() {
+    use rcgen::{CidrSubnet, GeneralSubtree, NameConstraints};
+    let ca = root("Root CA");
+    let int = intermediate(
+        "Constrained",
+        |p| {
+            p.name_constraints = Some(NameConstraints {
+                permitted_subtrees: vec![
+                    GeneralSubtree::DnsName("allowed.example".into()),
+                    GeneralSubtree::IpAddress(CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0])),
+                ],
+                excluded_subtrees: vec![GeneralSubtree::DnsName(".bad.allowed.example".into())],
+            })
+        },
+        &ca,
+    );
+    let store = trust(&[&ca]);
+    let judge_leaf = |sans: &[&str], cn: Option<&str>, host: &str| {
+        judge(&[leaf(sans, cn, &int), int.der().clone()], &store, host)
+    };
+    assert_eq!(
+        judge_leaf(
+            &["db.allowed.example", "10.1.2.3"],
+            None,
+            "db.allowed.example"
+        )
+        .libpq,
+        Some(Ok(()))
+    );
+    for (sans, cn, host, name) in [
+        (
+            &["db.evil.example"][..],
+            None,
+            "db.evil.example",
+            "db.evil.example",
+        ),
+        (
+            &["x.bad.allowed.example"][..],
+            None,
+            "x.bad.allowed.example",
+            "x.bad.allowed.example",
+        ),
+        (
+            &["db.allowed.example", "127.0.0.1"][..],
+            None,
+            "db.allowed.example",
+            "127.0.0.1",
+        ),
+        (
+            &[][..],
+            Some("db.evil.example"),
+            "db.evil.example",
+            "db.evil.example",
+        ),
+    ] {
+        match libpq_problem(&judge_leaf(sans, cn, host)) {
+            CertProblem::NameConstraint { ca, name: got, .. } => {
+                assert_eq!(ca, "CN=Constrained");
+                assert_eq!(got, name);
+            }
+            other => panic!("{sans:?} {cn:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn dns_constraint_matching_follows_openssl() {
+    use super::chain::dns_within;
+    assert!(dns_within("example.com", "example.com"));
+    assert!(dns_within("a.Example.COM", "example.com"));
+    assert!(!dns_within("badexample.com", "example.com"));
+    assert!(dns_within("a.example.com", ".example.com"));
+    assert!(!dns_within("example.com", ".example.com"));
+    assert!(dns_within("anything", ""));
+}

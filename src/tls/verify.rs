@@ -279,12 +279,7 @@ struct LibpqRejection(CertProblem);
 
 impl std::fmt::Display for LibpqRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            CertProblem::NotCa { subject } => {
-                write!(f, "\"{subject}\" is not allowed to act as a CA")
-            }
-            other => write!(f, "{other:?}"),
-        }
+        f.write_str(&crate::policy::describe_problem(&self.0))
     }
 }
 
@@ -317,7 +312,9 @@ pub(super) fn rejection(
         CertProblem::BadSignature { .. } => CertificateError::BadSignature,
         CertProblem::BadPurpose { .. } => CertificateError::InvalidPurpose,
         CertProblem::Malformed { .. } => CertificateError::BadEncoding,
-        CertProblem::NotCa { .. } => {
+        CertProblem::NotCa { .. }
+        | CertProblem::UnhandledCriticalExtension { .. }
+        | CertProblem::NameConstraint { .. } => {
             CertificateError::Other(OtherError(Arc::new(LibpqRejection(problem.clone()))))
         }
     };
