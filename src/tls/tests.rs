@@ -474,6 +474,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 fn article_pki() -> ArticlePki {
+    article_pki_signing_with(&[])
+}
+
+/// The article's commands, with `extra` options for the signing step.
+fn article_pki_signing_with(extra: &[&str]) -> ArticlePki {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     openssl(
@@ -507,24 +512,23 @@ fn article_pki() -> ArticlePki {
             "/CN=db.internal",
         ],
     );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-        ],
-    );
+    let mut sign = vec![
+        "x509",
+        "-req",
+        "-days",
+        "365",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+    ];
+    sign.extend_from_slice(extra);
+    openssl(d, &sign);
     ArticlePki {
         ca: d.join("ca.crt"),
         server_crt: d.join("server.crt"),
@@ -896,4 +900,33 @@ fn dns_constraint_matching_follows_openssl() {
     assert!(dns_within("a.example.com", ".example.com"));
     assert!(!dns_within("example.com", ".example.com"));
     assert!(dns_within("anything", ""));
+}
+
+/// OpenSSL (and so libpq) at security level 1 accepts a SHA-1 signature;
+/// webpki and Debian's default level 2 do not: said, as a strict-client issue.
+#[test]
+fn sha1_signed_leaf_is_a_strict_only_issue() {
+    let pki = article_pki_signing_with(&["-sha1"]);
+    let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+    let server = CertificateDer::from_pem_file(&pki.server_crt).unwrap();
+    let facts = judge_at(
+        &[server],
+        &store,
+        SslMode::VerifyFull,
+        "db.internal",
+        unix_now(),
+    );
+    assert_eq!(facts.libpq, Some(Ok(())));
+    assert_eq!(
+        facts.presented[0].signature_algorithm,
+        "sha1WithRSAEncryption"
+    );
+    assert!(
+        facts
+            .strict_only_issues
+            .iter()
+            .any(|i| i.contains("signed with SHA-1")),
+        "{:?}",
+        facts.strict_only_issues
+    );
 }

@@ -210,6 +210,16 @@ pub(super) fn strict_only_issues(
             });
         }
     }
+    for der in std::iter::once(&end_entity).chain(intermediates) {
+        if let Ok(cert) = certs::parse(der) {
+            if signed_with_sha1(&cert) {
+                issues.push(format!(
+                    "\"{}\" is signed with SHA-1 (refused by webpki, and by libpq itself where OpenSSL runs at security level 2, the Debian/Ubuntu default)",
+                    certs::name_to_string(cert.subject())
+                ));
+            }
+        }
+    }
     for der in intermediates {
         if let Ok(cert) = certs::parse(der) {
             let version = cert.version().0 + 1;
@@ -225,6 +235,14 @@ pub(super) fn strict_only_issues(
         issues.push(strict_error.to_string());
     }
     issues
+}
+
+/// SHA-1 signature OIDs: RSA, ECDSA and DSA.
+fn signed_with_sha1(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    matches!(
+        cert.signature_algorithm.algorithm.to_id_string().as_str(),
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3"
+    )
 }
 
 /// The whole judgement, without a handshake: what the verifier records.
