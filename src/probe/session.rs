@@ -163,7 +163,7 @@ async fn login(
     }
     let Ok(tls) = <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::make_tls_connect(
         &mut MakeRustlsConnect::new(config),
-        &target.host,
+        &tls::connector_name(&target.host),
     );
     let (client, connection) = pg
         .connect_raw(stream, tls)

@@ -234,6 +234,17 @@ pub fn load_identity(cert: &Path, key: &Path) -> Result<ClientIdentity, UsageErr
     })
 }
 
+/// The name to hand the TLS connector for `host`. libpq reads an IPv4
+/// literal the way inet_aton does ("127.1" is 127.0.0.1); rustls accepts
+/// only dotted quads, so such hosts are normalised here. The verifier still
+/// checks the host exactly as given, by libpq's rules.
+pub fn connector_name(host: &str) -> String {
+    match hostname::parse_inet_aton(host) {
+        Some(ip) if host.parse::<std::net::IpAddr>().is_err() => ip.to_string(),
+        _ => host.to_string(),
+    }
+}
+
 /// A fresh config (no session resumption) whose verifier reports into the returned recorder.
 ///
 /// Err only when the crypto provider cannot do TLS 1.2/1.3: an internal error.

@@ -930,3 +930,12 @@ fn sha1_signed_leaf_is_a_strict_only_issue() {
         facts.strict_only_issues
     );
 }
+
+#[test]
+fn connector_name_normalises_inet_aton_forms_only() {
+    assert_eq!(connector_name("127.1"), "127.0.0.1");
+    assert_eq!(connector_name("0x7f.1"), "127.0.0.1");
+    assert_eq!(connector_name("127.0.0.1"), "127.0.0.1");
+    assert_eq!(connector_name("db.example.com"), "db.example.com");
+    assert_eq!(connector_name("::1"), "::1");
+}
