@@ -418,19 +418,30 @@ fn plaintext(facts: &PlaintextFacts) -> Finding {
             sqlstate, message, ..
         } if sqlstate == "28000" => (
             Status::Ok,
-            format!("plaintext rejected before authentication (SQLSTATE 28000: {message})"),
+            format!(
+                "plaintext rejected before authentication (SQLSTATE 28000: {})",
+                clip(message)
+            ),
         ),
         PlaintextOutcome::Error {
             sqlstate, message, ..
         } if BUSY.contains(&sqlstate.as_str()) => (
             Status::Unknown,
-            format!("server could not take the plaintext attempt (SQLSTATE {sqlstate}: {message})"),
+            format!(
+                "server could not take the plaintext attempt (SQLSTATE {}: {})",
+                clip(sqlstate),
+                clip(message)
+            ),
         ),
         PlaintextOutcome::Error {
             sqlstate, message, ..
         } => (
             Status::Unknown,
-            format!("plaintext attempt got an unexpected error (SQLSTATE {sqlstate}: {message})"),
+            format!(
+                "plaintext attempt got an unexpected error (SQLSTATE {}: {})",
+                clip(sqlstate),
+                clip(message)
+            ),
         ),
         PlaintextOutcome::AuthRequested { method, mechanisms } => {
             let offered = if mechanisms.is_empty() {
@@ -472,6 +483,16 @@ fn plaintext(facts: &PlaintextFacts) -> Finding {
         ),
     };
     finding("plaintext", status, summary)
+}
+
+/// Text an unauthenticated peer chose, shortened for a one-line reason
+/// (the JSON facts keep it whole).
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// A Unix time as a UTC date, e.g. 2027-03-01.

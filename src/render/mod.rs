@@ -18,6 +18,21 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// Makes text safe for a line-oriented output: control characters (a
+/// newline in a certificate subject or a server message would forge a line
+/// of Nagios output) are shown escaped.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One line saying what matters most: on success the key facts, otherwise
 /// the reasons of the findings that set the run's status.
 pub fn summary(report: &Report) -> String {
@@ -91,6 +106,37 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
             "{first}"
         );
         assert_eq!(out.matches('|').count(), 1, "{out}");
+    }
+
+    /// A newline chosen by the peer (here in a certificate subject and an
+    /// unauthenticated error message) cannot add lines to the output.
+    #[test]
+    fn peer_text_cannot_forge_lines() {
+        let mut facts = healthy();
+        facts.session.chain.presented[0].subject = "CN=x\nOK fake: all good".into();
+        facts.session.chain.libpq = Some(Err(crate::facts::CertProblem::Expired {
+            subject: "CN=x\nOK fake: all good".into(),
+            not_after: 0,
+        }));
+        facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Error {
+            sqlstate: "28000".into(),
+            severity: "FATAL".into(),
+            message: format!("no\r\nOK forged{}", "x".repeat(5000)),
+        };
+        let report = evaluate(facts, target(), thresholds());
+        for format in [Format::Nagios, Format::Text] {
+            let out = render(&report, format);
+            assert!(
+                !out.lines()
+                    .any(|l| l.starts_with("OK fake") || l.starts_with("OK forged")),
+                "{out}"
+            );
+            assert!(
+                out.len() < 4000,
+                "peer text not clipped: {} bytes",
+                out.len()
+            );
+        }
     }
 
     #[test]

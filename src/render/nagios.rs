@@ -9,7 +9,7 @@ pub fn render(report: &Report) -> String {
     let mut out = format!(
         "PGTLS {}: {}",
         report.status.label(),
-        super::summary(report).replace('|', "/")
+        super::one_line(&super::summary(report)).replace('|', "/")
     );
     let perf = perfdata(report);
     if !perf.is_empty() {
@@ -23,7 +23,7 @@ pub fn render(report: &Report) -> String {
             "{} {}: {}",
             f.status.label(),
             f.name,
-            f.summary.replace('|', "/")
+            super::one_line(&f.summary).replace('|', "/")
         );
     }
     out

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::one_line;
 use crate::facts::CertFacts;
 use crate::policy::{date, presented_role, Report};
 
@@ -21,7 +22,7 @@ pub fn render(report: &Report) -> String {
                 .unwrap_or_default()
         );
         for note in &t.notes {
-            let _ = writeln!(out, "note:    {note}");
+            let _ = writeln!(out, "note:    {}", one_line(note));
         }
     }
     let _ = writeln!(out, "\nchecks:");
@@ -31,7 +32,7 @@ pub fn render(report: &Report) -> String {
             "  {:<8} {:<18} {}",
             f.status.label(),
             f.name,
-            f.summary
+            one_line(&f.summary)
         );
     }
     let Some(facts) = &report.facts else {
@@ -52,7 +53,7 @@ pub fn render(report: &Report) -> String {
             ),
         ] {
             if let Some(value) = value {
-                let _ = writeln!(out, "  {key:<9} {value}");
+                let _ = writeln!(out, "  {key:<9} {}", one_line(&value));
             }
         }
     }
@@ -73,7 +74,7 @@ pub fn render(report: &Report) -> String {
     if !chain.strict_only_issues.is_empty() {
         let _ = writeln!(out, "\nstrict clients would refuse this certificate:");
         for issue in &chain.strict_only_issues {
-            let _ = writeln!(out, "  - {issue}");
+            let _ = writeln!(out, "  - {}", one_line(issue));
         }
     }
     let _ = writeln!(out, "\ntimings:");
@@ -89,12 +90,12 @@ pub fn render(report: &Report) -> String {
 
 fn cert_block(out: &mut String, role: &str, c: &CertFacts, now: i64) {
     let _ = writeln!(out, "\n{role} certificate:");
-    let _ = writeln!(out, "  subject   {}", c.subject);
-    let _ = writeln!(out, "  issuer    {}", c.issuer);
+    let _ = writeln!(out, "  subject   {}", one_line(&c.subject));
+    let _ = writeln!(out, "  issuer    {}", one_line(&c.issuer));
     let mut names: Vec<String> = c.san_dns.iter().map(|n| format!("DNS:{n}")).collect();
     names.extend(c.san_ip.iter().map(|n| format!("IP:{n}")));
     if !names.is_empty() {
-        let _ = writeln!(out, "  SAN       {}", names.join(", "));
+        let _ = writeln!(out, "  SAN       {}", one_line(&names.join(", ")));
     }
     let _ = writeln!(
         out,
