@@ -195,3 +195,10 @@ fn conninfo_password_never_appears_in_output() {
         out.expect_code(3).expect_absent(SECRET);
     }
 }
+
+/// A device or FIFO named as sslrootcert must not block or fill memory.
+#[test]
+fn root_certificate_that_is_not_a_regular_file_is_refused() {
+    let out = Probe::new().env("PGSSLROOTCERT", "/dev/zero").run();
+    expect_usage_error(&out, &["/dev/zero", "not a regular file"]);
+}

@@ -172,16 +172,42 @@ fn trust_from_certificates(certs: Vec<CertificateDer<'static>>) -> Result<TrustS
     })
 }
 
+/// The largest CA bundle or key file read; system bundles are ~200 KiB.
+const MAX_PEM_FILE: u64 = 8 * 1024 * 1024;
+
+/// Reads a regular file of bounded size. A FIFO, device or endless file
+/// named by mistake would otherwise block or grow before the deadline
+/// starts to count.
+fn read_small_file(path: &Path, option: &str) -> Result<Vec<u8>, UsageError> {
+    use std::io::Read;
+    let shown = path.display();
+    let fail = |why: String| UsageError(format!("cannot read {option} \"{shown}\": {why}"));
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_string()));
+    }
+    if meta.len() > MAX_PEM_FILE {
+        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// All certificates in a PEM file; errors name the file and the option.
 fn read_certificates(
     path: &Path,
     option: &str,
 ) -> Result<Vec<CertificateDer<'static>>, UsageError> {
     let shown = path.display();
-    let iter = CertificateDer::pem_file_iter(path)
-        .map_err(|e| UsageError(format!("cannot read {option} \"{shown}\": {e}")))?;
+    let pem = read_small_file(path, option)?;
     let mut certs = Vec::new();
-    for item in iter {
+    for item in CertificateDer::pem_slice_iter(&pem) {
         certs.push(
             item.map_err(|e| UsageError(format!("{option} \"{shown}\" is not valid PEM: {e}")))?,
         );
@@ -198,7 +224,8 @@ fn read_certificates(
 pub fn load_identity(cert: &Path, key: &Path) -> Result<ClientIdentity, UsageError> {
     let chain = read_certificates(cert, "sslcert")?;
     let key_shown = key.display();
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let key_pem = read_small_file(key, "sslkey")?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         let reason = match e {
             rustls_pki_types::pem::Error::NoItemsFound => {
                 "no unencrypted PKCS#1 RSA, SEC1 EC or PKCS#8 private key found".to_string()
