@@ -185,19 +185,26 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<u8>>)
     reader.drain();
 }
 
+/// Reads one untyped startup packet (SSLRequest, GSSENCRequest,
+/// StartupMessage) and returns its code; None for a length no client sends.
+fn next_startup_code(reader: &mut Recorder<'_>) -> std::io::Result<Option<u32>> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if !(8..=10_000).contains(&len) {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; len - 4];
+    reader.read_exact(&mut body)?;
+    Ok(Some(u32::from_be_bytes([
+        body[0], body[1], body[2], body[3],
+    ])))
+}
+
 /// Untyped startup packets until a StartupMessage, then one
 /// AuthenticationCleartextPassword; the caller records the rest.
 fn pretend_cleartext(reader: &mut Recorder<'_>, stream: &mut TcpStream) -> std::io::Result<()> {
-    loop {
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if !(8..=10_000).contains(&len) {
-            return Ok(());
-        }
-        let mut body = vec![0u8; len - 4];
-        reader.read_exact(&mut body)?;
-        let code = u32::from_be_bytes(body[..4].try_into().unwrap());
+    while let Some(code) = next_startup_code(reader)? {
         match code {
             SSL_REQUEST | GSSENC_REQUEST => stream.write_all(b"N")?,
             PROTOCOL_3 => {
@@ -219,6 +226,7 @@ fn pretend_cleartext(reader: &mut Recorder<'_>, stream: &mut TcpStream) -> std::
             _ => return Ok(()),
         }
     }
+    Ok(())
 }
 
 /// Untyped startup packets until one is answered per the script.
@@ -228,16 +236,8 @@ fn script(
     ssl: Reply,
     startup: Reply,
 ) -> std::io::Result<()> {
-    loop {
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if !(8..=10_000).contains(&len) {
-            return Ok(());
-        }
-        let mut body = vec![0u8; len - 4];
-        reader.read_exact(&mut body)?;
-        let reply = match u32::from_be_bytes(body[..4].try_into().unwrap()) {
+    while let Some(code) = next_startup_code(reader)? {
+        let reply = match code {
             GSSENC_REQUEST => Reply::Refuse,
             SSL_REQUEST => ssl,
             PROTOCOL_3 => startup,
@@ -268,6 +268,7 @@ fn script(
             }
         }
     }
+    Ok(())
 }
 
 /// A FATAL ErrorResponse ('E') with this SQLSTATE and message.
