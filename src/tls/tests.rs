@@ -939,3 +939,68 @@ fn connector_name_normalises_inet_aton_forms_only() {
     assert_eq!(connector_name("db.example.com"), "db.example.com");
     assert_eq!(connector_name("::1"), "::1");
 }
+
+/// sslkey in each format libpq reads: PKCS#1 RSA, SEC1 EC and PKCS#8.
+#[test]
+fn load_identity_reads_pkcs1_sec1_and_pkcs8_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys: [(&str, &[&str], &str); 3] = [
+        (
+            "rsa1.key",
+            &["genrsa", "-traditional", "-out", "rsa1.key", "2048"],
+            "BEGIN RSA PRIVATE KEY",
+        ),
+        (
+            "ec.key",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec.key",
+            ],
+            "BEGIN EC PRIVATE KEY",
+        ),
+        (
+            "p8.key",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "p8.key",
+            ],
+            "BEGIN PRIVATE KEY",
+        ),
+    ];
+    for (key, generate, header) in keys {
+        openssl(d, generate);
+        let pem = std::fs::read_to_string(d.join(key)).unwrap();
+        assert!(pem.contains(header), "{key}: {pem}");
+        let crt = format!("{key}.crt");
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                key,
+                "-subj",
+                "/CN=probe",
+                "-days",
+                "30",
+                "-out",
+                &crt,
+            ],
+        );
+        if let Err(e) = load_identity(&d.join(&crt), &d.join(key)) {
+            panic!("{key}: {e}");
+        }
+    }
+}
