@@ -192,43 +192,43 @@ pub(super) fn strict_only_issues(
     strict_error: &str,
 ) -> Vec<String> {
     let mut issues = Vec::new();
-    if let Ok(leaf) = certs::parse(end_entity) {
-        let version = leaf.version().0 + 1;
-        if version != 3 {
-            issues.push(format!(
-                "X.509 v{version} certificate (strict verifiers parse only v3)"
-            ));
-        }
-        if name == Some(NameSource::CommonName) {
-            let has_san = matches!(leaf.subject_alternative_name(), Ok(Some(_)));
-            issues.push(if has_san {
-                "host name only in the CN, not in subjectAltName (strict verifiers ignore the CN)"
-                    .to_string()
-            } else {
-                "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
-                    .to_string()
-            });
-        }
-    }
-    for der in std::iter::once(&end_entity).chain(intermediates) {
-        if let Ok(cert) = certs::parse(der) {
-            if signed_with_sha1(&cert) {
-                issues.push(format!(
-                    "\"{}\" is signed with SHA-1 (refused by webpki, and by libpq itself where OpenSSL runs at security level 2, the Debian/Ubuntu default)",
-                    certs::name_to_string(cert.subject())
-                ));
-            }
-        }
-    }
-    for der in intermediates {
-        if let Ok(cert) = certs::parse(der) {
-            let version = cert.version().0 + 1;
+    // One parse per certificate: the leaf first, then what the server sent.
+    for (i, der) in std::iter::once(&end_entity)
+        .chain(intermediates)
+        .enumerate()
+    {
+        let Ok(cert) = certs::parse(der) else {
+            continue;
+        };
+        let version = cert.version().0 + 1;
+        let subject = || certs::name_to_string(cert.subject());
+        if i == 0 {
             if version != 3 {
                 issues.push(format!(
-                    "intermediate \"{}\" is an X.509 v{version} certificate (strict verifiers parse only v3)",
-                    certs::name_to_string(cert.subject())
+                    "X.509 v{version} certificate (strict verifiers parse only v3)"
                 ));
             }
+            if name == Some(NameSource::CommonName) {
+                let has_san = matches!(cert.subject_alternative_name(), Ok(Some(_)));
+                issues.push(if has_san {
+                    "host name only in the CN, not in subjectAltName (strict verifiers ignore the CN)"
+                        .to_string()
+                } else {
+                    "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
+                        .to_string()
+                });
+            }
+        } else if version != 3 {
+            issues.push(format!(
+                "intermediate \"{}\" is an X.509 v{version} certificate (strict verifiers parse only v3)",
+                subject()
+            ));
+        }
+        if signed_with_sha1(&cert) {
+            issues.push(format!(
+                "\"{}\" is signed with SHA-1 (refused by webpki, and by libpq itself where OpenSSL runs at security level 2, the Debian/Ubuntu default)",
+                subject()
+            ));
         }
     }
     if issues.is_empty() {
