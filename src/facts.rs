@@ -181,7 +181,7 @@ pub struct PgStatSsl {
 }
 
 /// What the verify-full session observed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SessionFacts {
     pub chain: CertChainFacts,
     /// `server_version_num`, when login succeeded.

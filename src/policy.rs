@@ -317,7 +317,7 @@ fn soonest_expiry(chain: &CertChainFacts, now: i64) -> Option<Expiry> {
             role,
             subject: cert.subject.clone(),
             not_after: cert.not_after,
-            days_left: (cert.not_after - now).div_euclid(86_400),
+            days_left: days_left(cert.not_after, now),
         })
         .min_by_key(|e| e.not_after)
 }
@@ -493,6 +493,12 @@ fn clip(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
+}
+
+/// Whole days from `now` until `not_after` (negative once expired), rounded
+/// down so "expires in 7 days" never means fewer than 7 full days.
+pub fn days_left(not_after: i64, now: i64) -> i64 {
+    (not_after - now).div_euclid(86_400)
 }
 
 /// A Unix time as a UTC date, e.g. 2027-03-01.

@@ -77,11 +77,8 @@ fn unresolved(
     outcome: PlaintextOutcome,
 ) -> (SessionFacts, Option<PlaintextFacts>) {
     let session = SessionFacts {
-        chain: Default::default(),
-        server_version_num: None,
-        pg_stat_ssl: None,
-        connect_seconds: None,
         failure: Some(failure),
+        ..SessionFacts::default()
     };
     let plaintext = plan.plaintext_check.then_some(PlaintextFacts {
         outcome,

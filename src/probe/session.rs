@@ -35,13 +35,7 @@ const STAT_SSL_QUERY: &str =
 pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> SessionFacts {
     let start = Instant::now();
     let target = &plan.target;
-    let mut facts = SessionFacts {
-        chain: Default::default(),
-        server_version_num: None,
-        pg_stat_ssl: None,
-        connect_seconds: None,
-        failure: None,
-    };
+    let mut facts = SessionFacts::default();
     let (config, recorder) = match tls::client_config(
         &plan.trust,
         plan.identity.as_ref(),

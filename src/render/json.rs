@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::facts::{CertChainFacts, Facts};
-use crate::policy::Report;
+use crate::policy::{days_left, Report};
 use crate::target::{RootCerts, Target};
 
 pub fn render(report: &Report) -> String {
@@ -68,7 +68,7 @@ fn certificate(chain: &CertChainFacts, report: &Report) -> Option<Value> {
     let now = report.facts.as_ref().map_or(0, |f| f.now);
     Some(json!({
         "leaf": leaf,
-        "days_left": (leaf.not_after - now).div_euclid(86_400),
+        "days_left": days_left(leaf.not_after, now),
         "chain": chain.presented,
         "anchor": chain.anchor,
         "checked_name": chain.checked_name,

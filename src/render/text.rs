@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::one_line;
 use crate::facts::CertFacts;
-use crate::policy::{date, presented_role, Report};
+use crate::policy::{date, days_left, presented_role, Report};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -102,7 +102,7 @@ fn cert_block(out: &mut String, role: &str, c: &CertFacts, now: i64) {
         "  validity  {} to {} ({} days left)",
         date(c.not_before),
         date(c.not_after),
-        (c.not_after - now).div_euclid(86_400)
+        days_left(c.not_after, now)
     );
     let _ = writeln!(out, "  key       {}, {}", c.key, c.signature_algorithm);
     let _ = writeln!(out, "  version   v{}, serial {}", c.version, c.serial);
