@@ -247,6 +247,11 @@ pub struct ServerSpec {
     pub plaintext: Plaintext,
     /// Adds `clientcert=verify-full` to the `hostssl` lines.
     pub client_cert: bool,
+    /// postgresql.conf lines appended after everything else (they win).
+    pub extra_conf: Vec<String>,
+    /// A whole pg_hba.conf replacing the shared one (then `plaintext` and
+    /// `client_cert` are not applied).
+    pub hba: Option<String>,
 }
 
 impl ServerSpec {
@@ -257,7 +262,15 @@ impl ServerSpec {
             ssl: true,
             plaintext: Plaintext::Reject,
             client_cert: false,
+            extra_conf: Vec::new(),
+            hba: None,
         }
+    }
+
+    /// Appends one postgresql.conf line, e.g. `ssl_min_protocol_version = 'TLSv1'`.
+    pub fn conf(mut self, line: &str) -> Self {
+        self.extra_conf.push(line.to_string());
+        self
     }
 
     /// postgresql.conf lines: the shared file with paths (and `ssl`)
@@ -297,13 +310,19 @@ impl ServerSpec {
              full_page_writes = off\n\
              shared_buffers = 16MB\n\
              max_connections = 60\n\
-             log_connections = on\n",
+             log_connections = on\n\
+             # ---- scenario settings ----\n\
+             {extra}\n",
             sock = sock_dir.display(),
+            extra = self.extra_conf.join("\n"),
         )
     }
 
     /// pg_hba.conf: the shared file with this scenario's variation.
     fn pg_hba_conf(&self) -> String {
+        if let Some(hba) = &self.hba {
+            return hba.clone();
+        }
         let mut changed_plain = false;
         let mut changed_ssl = false;
         let lines: Vec<String> = SHARED_HBA
