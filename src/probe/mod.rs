@@ -5,6 +5,7 @@
 //! shared, so the checks start their TCP connects at the same moment.
 
 mod plaintext;
+mod scan;
 mod session;
 
 use std::net::SocketAddr;
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
 
-use crate::facts::{Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage};
+use crate::facts::{
+    Facts, PlaintextFacts, PlaintextOutcome, ScanFacts, ScanLevel, SessionFacts, SessionFailure,
+    Stage,
+};
 use crate::target::Target;
 use crate::tls::{ClientIdentity, TrustStore};
 
@@ -25,6 +29,8 @@ pub struct Plan {
     /// When the whole run must be over.
     pub deadline: Instant,
     pub plaintext_check: bool,
+    /// None with `--scan none`.
+    pub scan: Option<ScanLevel>,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {
@@ -33,7 +39,7 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let (session, plaintext) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+    let ((session, plaintext), scan) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
         Ok(Ok(addrs)) => {
             let budget = plan.deadline.saturating_duration_since(Instant::now());
             let plaintext = async {
@@ -44,22 +50,41 @@ pub async fn run_all(plan: &Plan) -> Facts {
                     None
                 }
             };
-            tokio::join!(session::probe(plan, &addrs, budget), plaintext)
+            let scan = async {
+                match plan.scan {
+                    Some(level) => {
+                        let limit = budget_with(plan.target.connect_timeout, budget);
+                        Some(scan::probe(&plan.target, &addrs, level, limit).await)
+                    }
+                    None => None,
+                }
+            };
+            let (session, plaintext, scan) =
+                tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan);
+            ((session, plaintext), scan)
         }
-        Ok(Err(detail)) => unresolved(
-            plan,
-            SessionFailure::Resolve {
-                detail: detail.clone(),
-            },
-            PlaintextOutcome::Unreachable { detail },
+        Ok(Err(detail)) => (
+            unresolved(
+                plan,
+                SessionFailure::Resolve {
+                    detail: detail.clone(),
+                },
+                PlaintextOutcome::Unreachable {
+                    detail: detail.clone(),
+                },
+            ),
+            unresolved_scan(plan, &detail),
         ),
         Err(_) => {
             let after_ms = elapsed_ms(start);
             let stage = Stage::Resolve;
-            unresolved(
-                plan,
-                SessionFailure::Timeout { stage, after_ms },
-                PlaintextOutcome::Timeout { stage, after_ms },
+            (
+                unresolved(
+                    plan,
+                    SessionFailure::Timeout { stage, after_ms },
+                    PlaintextOutcome::Timeout { stage, after_ms },
+                ),
+                unresolved_scan(plan, "timed out at name resolution"),
             )
         }
     };
@@ -68,7 +93,12 @@ pub async fn run_all(plan: &Plan) -> Facts {
         plaintext,
         total_seconds: start.elapsed().as_secs_f64(),
         now,
+        scan,
     }
+}
+
+fn unresolved_scan(plan: &Plan, detail: &str) -> Option<ScanFacts> {
+    plan.scan.map(|level| scan::undecided(level, detail))
 }
 
 fn unresolved(
