@@ -69,7 +69,11 @@ fn protocols(attempts: &[ProtocolAttempt], t: &Thresholds) -> Finding {
         );
         return match t.scan.legacy {
             Some(status) => finding("protocols", status, what),
-            None => finding("protocols", Status::Ok, format!("{what} (ignored: --legacy-tls ignore)")),
+            None => finding(
+                "protocols",
+                Status::Ok,
+                format!("{what} (ignored: --legacy-tls ignore)"),
+            ),
         };
     }
     if let Some(first) = attempts.iter().find(|p| p.accepted.is_none()) {
@@ -138,7 +142,11 @@ fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
         let what = format!("server accepts weak cipher suites: {accepted}{info_note}");
         return match weak {
             Some(status) => finding("ciphers", status, what),
-            None => finding("ciphers", Status::Ok, format!("{what} (ignored: --weak-ciphers ignore)")),
+            None => finding(
+                "ciphers",
+                Status::Ok,
+                format!("{what} (ignored: --weak-ciphers ignore)"),
+            ),
         };
     }
     let open: Vec<&CipherAttempt> = weak_ones().filter(|c| c.accepted.is_none()).collect();
@@ -183,7 +191,13 @@ mod tests {
         }
     }
 
-    const MODERN: [Option<bool>; 5] = [Some(false), Some(false), Some(false), Some(true), Some(true)];
+    const MODERN: [Option<bool>; 5] = [
+        Some(false),
+        Some(false),
+        Some(false),
+        Some(true),
+        Some(true),
+    ];
     const LEGACY: [Option<bool>; 5] = [Some(false), Some(true), Some(true), Some(true), Some(true)];
 
     #[test]
@@ -202,7 +216,12 @@ mod tests {
         let mut t = thresholds();
         let f = &findings(&scan(LEGACY), &t)[0];
         assert_eq!(f.status, Status::Warning);
-        assert!(f.summary.starts_with("server accepts TLSv1, TLSv1.1 (legacy or below TLSv1.2)"), "{}", f.summary);
+        assert!(
+            f.summary
+                .starts_with("server accepts TLSv1, TLSv1.1 (legacy or below TLSv1.2)"),
+            "{}",
+            f.summary
+        );
         t.scan.legacy = Some(Status::Critical);
         assert_eq!(findings(&scan(LEGACY), &t)[0].status, Status::Critical);
         t.scan.legacy = None;
@@ -217,18 +236,38 @@ mod tests {
         t.min_tls = TlsVersion::Tls13;
         let f = &findings(&scan(MODERN), &t)[0];
         assert_eq!(f.status, Status::Warning);
-        assert!(f.summary.starts_with("server accepts TLSv1.2 (legacy or below TLSv1.3)"), "{}", f.summary);
+        assert!(
+            f.summary
+                .starts_with("server accepts TLSv1.2 (legacy or below TLSv1.3)"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]
     fn undecided_is_unknown_only_where_it_matters() {
         let f = &findings(&scan([None; 5]), &thresholds())[0];
         assert_eq!(f.status, Status::Unknown);
-        assert!(f.summary.starts_with("could not scan protocol versions"), "{}", f.summary);
-        let f = &findings(&scan([Some(false), None, Some(false), Some(true), Some(true)]), &thresholds())[0];
+        assert!(
+            f.summary.starts_with("could not scan protocol versions"),
+            "{}",
+            f.summary
+        );
+        let f = &findings(
+            &scan([Some(false), None, Some(false), Some(true), Some(true)]),
+            &thresholds(),
+        )[0];
         assert_eq!(f.status, Status::Unknown);
-        assert!(f.summary.starts_with("could not tell whether TLSv1 is accepted"), "{}", f.summary);
-        let f = &findings(&scan([Some(false), Some(false), Some(false), Some(true), None]), &thresholds())[0];
+        assert!(
+            f.summary
+                .starts_with("could not tell whether TLSv1 is accepted"),
+            "{}",
+            f.summary
+        );
+        let f = &findings(
+            &scan([Some(false), Some(false), Some(false), Some(true), None]),
+            &thresholds(),
+        )[0];
         assert_eq!(f.status, Status::Ok);
         assert!(f.summary.ends_with("; undecided: TLSv1.3"), "{}", f.summary);
     }
@@ -248,8 +287,16 @@ mod tests {
         let mut facts = scan(MODERN);
         facts.ciphers = Some(vec![
             cipher(CipherClass::Null, Some(false), None),
-            cipher(CipherClass::Des, Some(true), Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA")),
-            cipher(CipherClass::CbcSha1, Some(true), Some("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA")),
+            cipher(
+                CipherClass::Des,
+                Some(true),
+                Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
+            ),
+            cipher(
+                CipherClass::CbcSha1,
+                Some(true),
+                Some("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
+            ),
         ]);
         let mut t = thresholds();
         let f = &findings(&facts, &t)[1];
@@ -265,7 +312,12 @@ mod tests {
         t.scan.weak = Some(Status::Critical);
         let f = &findings(&facts, &t)[1];
         assert_eq!(f.status, Status::Ok);
-        assert!(f.summary.starts_with("no weak cipher class accepted; informational"), "{}", f.summary);
+        assert!(
+            f.summary
+                .starts_with("no weak cipher class accepted; informational"),
+            "{}",
+            f.summary
+        );
         facts.ciphers.as_mut().unwrap()[0].accepted = None;
         assert_eq!(findings(&facts, &t)[1].status, Status::Unknown);
     }

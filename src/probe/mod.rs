@@ -39,55 +39,56 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let ((session, plaintext), scan) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
-        Ok(Ok(addrs)) => {
-            let budget = plan.deadline.saturating_duration_since(Instant::now());
-            let plaintext = async {
-                if plan.plaintext_check {
-                    let limit = budget_with(plan.target.connect_timeout, budget);
-                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
-                } else {
-                    None
-                }
-            };
-            let scan = async {
-                match plan.scan {
-                    Some(level) => {
+    let ((session, plaintext), scan) =
+        match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+            Ok(Ok(addrs)) => {
+                let budget = plan.deadline.saturating_duration_since(Instant::now());
+                let plaintext = async {
+                    if plan.plaintext_check {
                         let limit = budget_with(plan.target.connect_timeout, budget);
-                        Some(scan::probe(&plan.target, &addrs, level, limit).await)
+                        Some(plaintext::probe(&plan.target, &addrs, limit).await)
+                    } else {
+                        None
                     }
-                    None => None,
-                }
-            };
-            let (session, plaintext, scan) =
-                tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan);
-            ((session, plaintext), scan)
-        }
-        Ok(Err(detail)) => (
-            unresolved(
-                plan,
-                SessionFailure::Resolve {
-                    detail: detail.clone(),
-                },
-                PlaintextOutcome::Unreachable {
-                    detail: detail.clone(),
-                },
-            ),
-            unresolved_scan(plan, &detail),
-        ),
-        Err(_) => {
-            let after_ms = elapsed_ms(start);
-            let stage = Stage::Resolve;
-            (
+                };
+                let scan = async {
+                    match plan.scan {
+                        Some(level) => {
+                            let limit = budget_with(plan.target.connect_timeout, budget);
+                            Some(scan::probe(&plan.target, &addrs, level, limit).await)
+                        }
+                        None => None,
+                    }
+                };
+                let (session, plaintext, scan) =
+                    tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan);
+                ((session, plaintext), scan)
+            }
+            Ok(Err(detail)) => (
                 unresolved(
                     plan,
-                    SessionFailure::Timeout { stage, after_ms },
-                    PlaintextOutcome::Timeout { stage, after_ms },
+                    SessionFailure::Resolve {
+                        detail: detail.clone(),
+                    },
+                    PlaintextOutcome::Unreachable {
+                        detail: detail.clone(),
+                    },
                 ),
-                unresolved_scan(plan, "timed out at name resolution"),
-            )
-        }
-    };
+                unresolved_scan(plan, &detail),
+            ),
+            Err(_) => {
+                let after_ms = elapsed_ms(start);
+                let stage = Stage::Resolve;
+                (
+                    unresolved(
+                        plan,
+                        SessionFailure::Timeout { stage, after_ms },
+                        PlaintextOutcome::Timeout { stage, after_ms },
+                    ),
+                    unresolved_scan(plan, "timed out at name resolution"),
+                )
+            }
+        };
     Facts {
         session,
         plaintext,

@@ -17,8 +17,10 @@ use crate::facts::CipherClass;
 fn negotiable(s: &TlsCipherSuite) -> bool {
     use tls_parser::TlsCipherAu as Au;
     use TlsCipherKx as Kx;
-    matches!(s.kx, Kx::Rsa | Kx::Dh | Kx::Dhe | Kx::Ecdh | Kx::Ecdhe | Kx::Aecdh)
-        && matches!(s.au, Au::Null | Au::Rsa | Au::Dss | Au::Ecdsa)
+    matches!(
+        s.kx,
+        Kx::Rsa | Kx::Dh | Kx::Dhe | Kx::Ecdh | Kx::Ecdhe | Kx::Aecdh
+    ) && matches!(s.au, Au::Null | Au::Rsa | Au::Dss | Au::Ecdsa)
 }
 
 /// Whether `suite` belongs to `class`.
@@ -72,7 +74,8 @@ pub fn suites(class: CipherClass) -> Vec<u16> {
 
 /// IANA name of a suite, or its number when the table does not know it.
 pub fn suite_name(id: u16) -> String {
-    TlsCipherSuite::from_id(id).map_or_else(|| format!("cipher suite 0x{id:04x}"), |s| s.name.into())
+    TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("cipher suite 0x{id:04x}"), |s| s.name.into())
 }
 
 #[cfg(test)]

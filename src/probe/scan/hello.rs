@@ -45,8 +45,8 @@ const SIGNATURE_SCHEMES: [SignatureScheme; 11] = [
 /// Suites a browser of the TLS 1.0/1.1 era offered, strongest first: a
 /// server that speaks the old version at all will find one it accepts.
 pub const LEGACY_SUITES: [u16; 21] = [
-    0xc02b, 0xc02f, 0xc00a, 0xc014, 0xc009, 0xc013, 0x0039, 0x0038, 0x0033, 0x0032, 0x0035,
-    0x002f, 0x0088, 0x0045, 0x0084, 0x0041, 0xc012, 0x0016, 0x000a, 0xc011, 0x0005,
+    0xc02b, 0xc02f, 0xc00a, 0xc014, 0xc009, 0xc013, 0x0039, 0x0038, 0x0033, 0x0032, 0x0035, 0x002f,
+    0x0088, 0x0045, 0x0084, 0x0041, 0xc012, 0x0016, 0x000a, 0xc011, 0x0005,
 ];
 
 /// TLS_EMPTY_RENEGOTIATION_INFO_SCSV: SSLv3 has no extensions, so RFC 5746
@@ -159,8 +159,14 @@ pub fn cancel_alerts(version: TlsVersion) -> Vec<u8> {
 /// The first thing the server said after our ClientHello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    ServerHello { version: TlsVersion, suite: u16 },
-    Alert { fatal: bool, code: u8 },
+    ServerHello {
+        version: TlsVersion,
+        suite: u16,
+    },
+    Alert {
+        fatal: bool,
+        code: u8,
+    },
     /// Bytes that are not a TLS alert or ServerHello.
     Garbage(String),
 }
@@ -260,8 +266,13 @@ mod tests {
 
     #[test]
     fn tls10_hello_has_era_extensions_and_no_tls13() {
-        let bytes =
-            client_hello(TlsVersion::Tls10, &LEGACY_SUITES, Some("db.example"), &[7; 32]).unwrap();
+        let bytes = client_hello(
+            TlsVersion::Tls10,
+            &LEGACY_SUITES,
+            Some("db.example"),
+            &[7; 32],
+        )
+        .unwrap();
         let (hdr, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!(version, 0x0301);
         assert_eq!(hdr.version, TlsVersion::Tls10);
@@ -269,12 +280,22 @@ mod tests {
         assert_eq!(ciphers, LEGACY_SUITES);
         assert!(ext.iter().any(|e| matches!(e, TlsExtension::SNI(names)
             if names[0].1 == b"db.example")));
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::EllipticCurves(g)
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::EllipticCurves(g)
             if g[0] == NamedGroup::Secp256r1)));
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::EcPointFormats(_))));
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::RenegotiationInfo(_))));
-        assert!(!ext.iter().any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
-        assert!(!ext.iter().any(|e| matches!(e, TlsExtension::SupportedVersions(_))));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::EcPointFormats(_))));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::RenegotiationInfo(_))));
+        assert!(!ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
+        assert!(!ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SupportedVersions(_))));
     }
 
     #[test]
@@ -283,7 +304,9 @@ mod tests {
         let (_, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!(version, 0x0303);
         assert_eq!(ciphers, [0x000a]);
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
         assert!(!ext.iter().any(|e| matches!(e, TlsExtension::SNI(_))));
     }
 

@@ -160,8 +160,12 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
         Err(detail) => return Verdict::Undecided(detail),
     };
     match version {
-        ScanVersion::Tls13 => modern::handshake(stream, &target.host, &rustls::version::TLS13).await,
-        ScanVersion::Tls12 => modern::handshake(stream, &target.host, &rustls::version::TLS12).await,
+        ScanVersion::Tls13 => {
+            modern::handshake(stream, &target.host, &rustls::version::TLS13).await
+        }
+        ScanVersion::Tls12 => {
+            modern::handshake(stream, &target.host, &rustls::version::TLS12).await
+        }
         legacy => {
             let wire = wire_version(legacy);
             match hello_round(stream, target, wire, &hello::LEGACY_SUITES).await {
@@ -201,7 +205,9 @@ async fn hello_round(
 ) -> Result<(WireVersion, u16), Verdict> {
     let mut random = [0u8; 32];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
-        return Err(Verdict::Undecided("no random bytes for the ClientHello".into()));
+        return Err(Verdict::Undecided(
+            "no random bytes for the ClientHello".into(),
+        ));
     }
     let bytes =
         hello::client_hello(version, suites, sni(target), &random).map_err(Verdict::Undecided)?;
@@ -216,7 +222,9 @@ async fn hello_round(
     drain(&mut stream).await;
     match reply {
         Ok(Reply::ServerHello { version, suite }) => Ok((version, suite)),
-        Ok(Reply::Alert { fatal, code }) => Err(Verdict::Refused(hello::describe_alert(fatal, code))),
+        Ok(Reply::Alert { fatal, code }) => {
+            Err(Verdict::Refused(hello::describe_alert(fatal, code)))
+        }
         Ok(Reply::Garbage(detail)) => Err(Verdict::Undecided(detail)),
         Err(verdict) => Err(verdict),
     }
@@ -229,7 +237,9 @@ async fn read_reply(stream: &mut TcpStream) -> Result<Reply, Verdict> {
             return Ok(reply);
         }
         if buf.len() >= hello::MAX_REPLY {
-            return Err(Verdict::Undecided("reply larger than one TLS record".into()));
+            return Err(Verdict::Undecided(
+                "reply larger than one TLS record".into(),
+            ));
         }
         let mut chunk = vec![0u8; hello::MAX_REPLY - buf.len()];
         match stream.read(&mut chunk).await {
@@ -281,7 +291,9 @@ async fn cipher_round(
         .max();
     let Some(best) = best else {
         let verdict = if older.clone().all(|p| p.accepted == Some(false)) {
-            Verdict::Refused("no version up to TLSv1.2 accepted, and TLSv1.3 has none of these suites".into())
+            Verdict::Refused(
+                "no version up to TLSv1.2 accepted, and TLSv1.3 has none of these suites".into(),
+            )
         } else {
             Verdict::Undecided("no version up to TLSv1.2 could be tested".into())
         };

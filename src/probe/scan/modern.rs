@@ -103,9 +103,10 @@ pub async fn handshake(
     {
         Ok(mut tls) => {
             let (_, conn) = tls.get_ref();
-            let suite = conn
-                .negotiated_cipher_suite()
-                .map_or_else(|| "unknown suite".into(), |s| suite_name(u16::from(s.suite())));
+            let suite = conn.negotiated_cipher_suite().map_or_else(
+                || "unknown suite".into(),
+                |s| suite_name(u16::from(s.suite())),
+            );
             let negotiated = conn.protocol_version().map(u16::from);
             // close_notify, then read until the server closes: unread data
             // (a TLS 1.3 session ticket) would make our close a reset.
