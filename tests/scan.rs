@@ -181,6 +181,23 @@ fn legacy_tls_flag_sets_the_status() {
     );
 }
 
+/// TLS 1.0 allowed, but OpenSSL 3's default security level forbids the
+/// SHA-1/MD5 signatures TLS 1.0 and 1.1 need: the server cannot finish such
+/// a handshake, so no client gets TLS 1.0 and the scan says refused.
+#[test]
+fn legacy_allowed_at_default_security_level_is_refused() {
+    let Some((server, root)) = start(&["ssl_min_protocol_version = 'TLSv1'"]) else {
+        return;
+    };
+    let out = Probe::server(&server, &root).run();
+    out.expect_exit(0).expect_check("protocols", "OK");
+    assert_eq!(accepted(&out), [false, false, false, true, true]);
+    assert_eq!(
+        out.at("/scan/protocols/1/detail"),
+        "fatal alert 80 internal_error"
+    );
+}
+
 #[test]
 fn tls12_only_server_refuses_tls13_and_is_ok() {
     let Some((server, root)) = start(&["ssl_max_protocol_version = 'TLSv1.2'"]) else {

@@ -171,7 +171,7 @@ pub enum Reply {
     Garbage(String),
 }
 
-/// Ok(None): the first record is not complete yet, read more.
+/// The first reply in `buf`; None while its first record is incomplete.
 pub fn parse_reply(buf: &[u8]) -> Option<Reply> {
     // Only the first message of the first record matters: parsing the rest
     // (a Certificate in the same record) would add failure modes, no facts.

@@ -160,11 +160,8 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
         Err(detail) => return Verdict::Undecided(detail),
     };
     match version {
-        ScanVersion::Tls13 => {
-            modern::handshake(stream, &target.host, &rustls::version::TLS13).await
-        }
-        ScanVersion::Tls12 => {
-            modern::handshake(stream, &target.host, &rustls::version::TLS12).await
+        ScanVersion::Tls12 | ScanVersion::Tls13 => {
+            modern::handshake(stream, &target.host, version).await
         }
         legacy => {
             let wire = wire_version(legacy);
@@ -241,8 +238,9 @@ async fn read_reply(stream: &mut TcpStream) -> Result<Reply, Verdict> {
                 "reply larger than one TLS record".into(),
             ));
         }
-        let mut chunk = vec![0u8; hello::MAX_REPLY - buf.len()];
-        match stream.read(&mut chunk).await {
+        let mut chunk = [0u8; 4096];
+        let room = chunk.len().min(hello::MAX_REPLY - buf.len());
+        match stream.read(&mut chunk[..room]).await {
             Ok(0) if buf.is_empty() => {
                 return Err(Verdict::Refused("connection closed without a reply".into()))
             }

@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 
 use super::hello::describe_alert;
 use super::{classes::suite_name, drain, Verdict};
+use crate::facts::ScanVersion;
 use crate::tls;
 
 /// Accepts any certificate, checking only that the server holds its key.
@@ -74,11 +75,12 @@ impl ServerCertVerifier for DangerousAnyCertificate {
 }
 
 /// One handshake offering only `version`, on a socket past the SSLRequest.
-pub async fn handshake(
-    stream: TcpStream,
-    host: &str,
-    version: &'static SupportedProtocolVersion,
-) -> Verdict {
+pub async fn handshake(stream: TcpStream, host: &str, wanted: ScanVersion) -> Verdict {
+    let version: &'static SupportedProtocolVersion = match wanted {
+        ScanVersion::Tls13 => &rustls::version::TLS13,
+        ScanVersion::Tls12 => &rustls::version::TLS12,
+        older => return Verdict::Undecided(format!("rustls cannot offer {}", older.name())),
+    };
     let provider = tls::provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[version])
@@ -113,12 +115,7 @@ pub async fn handshake(
             let _ = tls.shutdown().await;
             drain(&mut tls).await;
             if negotiated == Some(u16::from(version.version)) {
-                let name = if version == &rustls::version::TLS13 {
-                    "TLSv1.3"
-                } else {
-                    "TLSv1.2"
-                };
-                Verdict::Accepted(format!("ServerHello {name}, {suite}"))
+                Verdict::Accepted(format!("ServerHello {}, {suite}", wanted.name()))
             } else {
                 Verdict::Undecided("handshake completed with another version".into())
             }
