@@ -165,19 +165,52 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
         }
         legacy => {
             let wire = wire_version(legacy);
-            match hello_round(stream, target, wire, &hello::LEGACY_SUITES).await {
-                Ok((v, suite)) if v == wire => Verdict::Accepted(format!(
-                    "ServerHello {}, {}",
-                    hello::version_name(v),
-                    classes::suite_name(suite)
-                )),
-                Ok((v, _)) => Verdict::Refused(format!(
-                    "server answered with {} instead",
-                    hello::version_name(v)
-                )),
-                Err(v) => v,
-            }
+            version_verdict(
+                wire,
+                hello_round(stream, target, wire, &hello::LEGACY_SUITES).await,
+            )
         }
+    }
+}
+
+/// Accepted only when the ServerHello carries the version offered.
+fn version_verdict(offered: WireVersion, hello: Result<(WireVersion, u16), Verdict>) -> Verdict {
+    match hello {
+        Ok((v, suite)) if v == offered => Verdict::Accepted(format!(
+            "ServerHello {}, {}",
+            hello::version_name(v),
+            classes::suite_name(suite)
+        )),
+        Ok((v, _)) => Verdict::Refused(format!(
+            "server answered with {} instead",
+            hello::version_name(v)
+        )),
+        Err(v) => v,
+    }
+}
+
+/// Accepted only with the version offered and a suite of the class; the
+/// chosen suite's name comes with it.
+fn cipher_verdict(
+    offered: WireVersion,
+    suites: &[u16],
+    hello: Result<(WireVersion, u16), Verdict>,
+) -> (Verdict, Option<String>) {
+    match hello {
+        Ok((v, suite)) if v == offered && suites.contains(&suite) => {
+            let name = classes::suite_name(suite);
+            let detail = format!("ServerHello {} chose {name}", hello::version_name(v));
+            (Verdict::Accepted(detail), Some(name))
+        }
+        Ok((v, suite)) => {
+            let detail = format!(
+                "server answered {} with {}, which was not offered",
+                hello::version_name(v),
+                classes::suite_name(suite)
+            );
+            (Verdict::Undecided(detail), None)
+        }
+        Err(v) => (v, None),
     }
 }
 
@@ -227,7 +260,7 @@ async fn hello_round(
     }
 }
 
-async fn read_reply(stream: &mut TcpStream) -> Result<Reply, Verdict> {
+async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, Verdict> {
     let mut buf = Vec::with_capacity(4096);
     loop {
         if let Some(reply) = hello::parse_reply(&buf) {
@@ -307,22 +340,11 @@ async fn cipher_round(
                 Ok(s) => s,
                 Err(detail) => return (Verdict::Undecided(detail), None),
             };
-            match hello_round(stream, target, wire, &suites).await {
-                Ok((v, suite)) if v == wire && suites.contains(&suite) => {
-                    let name = classes::suite_name(suite);
-                    let detail = format!("ServerHello {} chose {name}", hello::version_name(v));
-                    (Verdict::Accepted(detail), Some(name))
-                }
-                Ok((v, suite)) => {
-                    let detail = format!(
-                        "server answered {} with {}, which was not offered",
-                        hello::version_name(v),
-                        classes::suite_name(suite)
-                    );
-                    (Verdict::Undecided(detail), None)
-                }
-                Err(v) => (v, None),
-            }
+            cipher_verdict(
+                wire,
+                &suites,
+                hello_round(stream, target, wire, &suites).await,
+            )
         })
         .await
         .unwrap_or_else(|v| (v, None));
@@ -341,5 +363,72 @@ fn cipher_fact(class: CipherClass, chosen: Option<String>, verdict: Verdict) -> 
         chosen,
         informational: class.is_informational(),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn only_the_offered_version_counts_as_accepted() {
+        let tls10 = WireVersion::Tls10;
+        assert_eq!(
+            version_verdict(tls10, Ok((tls10, 0xc014))),
+            Verdict::Accepted("ServerHello TLSv1, TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA".into())
+        );
+        assert_eq!(
+            version_verdict(tls10, Ok((WireVersion::Tls12, 0xc02f))),
+            Verdict::Refused("server answered with TLSv1.2 instead".into())
+        );
+        let alert = Verdict::Refused("fatal alert 70 protocol_version".into());
+        assert_eq!(version_verdict(tls10, Err(alert.clone())), alert);
+    }
+
+    #[test]
+    fn a_suite_outside_the_class_is_not_acceptance() {
+        let tls12 = WireVersion::Tls12;
+        let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0x000a)));
+        assert_eq!(
+            v,
+            Verdict::Accepted("ServerHello TLSv1.2 chose TLS_RSA_WITH_3DES_EDE_CBC_SHA".into())
+        );
+        assert_eq!(chosen.as_deref(), Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA"));
+        let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0xc02f)));
+        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+        assert_eq!(chosen, None);
+        let (v, _) = cipher_verdict(tls12, &[0x000a], Ok((WireVersion::Tls11, 0x000a)));
+        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+    }
+
+    /// What the peer writes before closing its side, and what we make of it.
+    async fn reply_to(bytes: &[u8]) -> Result<Reply, Verdict> {
+        let (mut ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        theirs.write_all(bytes).await.unwrap();
+        drop(theirs);
+        read_reply(&mut ours).await
+    }
+
+    #[tokio::test]
+    async fn replies_are_read_until_one_record_is_complete() {
+        assert_eq!(
+            reply_to(&[21, 3, 3, 0, 2, 2, 70]).await,
+            Ok(Reply::Alert {
+                fatal: true,
+                code: 70
+            })
+        );
+        assert_eq!(
+            reply_to(&[]).await,
+            Err(Verdict::Refused("connection closed without a reply".into()))
+        );
+        assert_eq!(
+            reply_to(&[22, 3, 1, 0, 40, 2, 0]).await,
+            Err(Verdict::Undecided(
+                "connection closed after 7 bytes of a record".into()
+            ))
+        );
+        assert!(matches!(reply_to(b"garbage!").await, Ok(Reply::Garbage(_))));
     }
 }
