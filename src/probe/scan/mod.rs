@@ -137,6 +137,8 @@ async fn open_tls_channel(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
         Ok(0) => Err("connection closed in reply to the SSLRequest".into()),
         Ok(_) if answer[0] == b'S' => Ok(stream),
         Ok(_) if answer[0] == b'N' => Err("server answered 'N' to the SSLRequest (no TLS)".into()),
+        // Its text is unauthenticated and is not read (CVE-2024-10977).
+        Ok(_) if answer[0] == b'E' => Err("server answered the SSLRequest with an error".into()),
         Ok(_) => Err(format!(
             "not PostgreSQL: answered 0x{:02x} to the SSLRequest",
             answer[0]
