@@ -39,56 +39,44 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let ((session, plaintext), scan) =
-        match tokio::time::timeout(remaining, resolve(&plan.target)).await {
-            Ok(Ok(addrs)) => {
-                let budget = plan.deadline.saturating_duration_since(Instant::now());
-                let plaintext = async {
-                    if plan.plaintext_check {
-                        let limit = budget_with(plan.target.connect_timeout, budget);
-                        Some(plaintext::probe(&plan.target, &addrs, limit).await)
-                    } else {
-                        None
-                    }
-                };
-                let scan = async {
-                    match plan.scan {
-                        Some(level) => {
-                            let limit = budget_with(plan.target.connect_timeout, budget);
-                            Some(scan::probe(&plan.target, &addrs, level, limit).await)
-                        }
-                        None => None,
-                    }
-                };
-                let (session, plaintext, scan) =
-                    tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan);
-                ((session, plaintext), scan)
-            }
-            Ok(Err(detail)) => (
-                unresolved(
-                    plan,
-                    SessionFailure::Resolve {
-                        detail: detail.clone(),
-                    },
-                    PlaintextOutcome::Unreachable {
-                        detail: detail.clone(),
-                    },
-                ),
-                unresolved_scan(plan, &detail),
-            ),
-            Err(_) => {
-                let after_ms = elapsed_ms(start);
-                let stage = Stage::Resolve;
-                (
-                    unresolved(
-                        plan,
-                        SessionFailure::Timeout { stage, after_ms },
-                        PlaintextOutcome::Timeout { stage, after_ms },
-                    ),
-                    unresolved_scan(plan, "timed out at name resolution"),
-                )
-            }
-        };
+    let resolved = tokio::time::timeout(remaining, resolve(&plan.target)).await;
+    let (session, plaintext, scan) = match resolved {
+        Ok(Ok(addrs)) => {
+            let budget = plan.deadline.saturating_duration_since(Instant::now());
+            let plaintext = async {
+                if plan.plaintext_check {
+                    let limit = budget_with(plan.target.connect_timeout, budget);
+                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
+                } else {
+                    None
+                }
+            };
+            let scan = async {
+                let limit = budget_with(plan.target.connect_timeout, budget);
+                match plan.scan {
+                    Some(level) => Some(scan::probe(&plan.target, &addrs, level, limit).await),
+                    None => None,
+                }
+            };
+            tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan)
+        }
+        Ok(Err(detail)) => unresolved(
+            plan,
+            SessionFailure::Resolve {
+                detail: detail.clone(),
+            },
+            PlaintextOutcome::Unreachable { detail },
+        ),
+        Err(_) => {
+            let after_ms = elapsed_ms(start);
+            let stage = Stage::Resolve;
+            unresolved(
+                plan,
+                SessionFailure::Timeout { stage, after_ms },
+                PlaintextOutcome::Timeout { stage, after_ms },
+            )
+        }
+    };
     Facts {
         session,
         plaintext,
@@ -98,15 +86,16 @@ pub async fn run_all(plan: &Plan) -> Facts {
     }
 }
 
-fn unresolved_scan(plan: &Plan, detail: &str) -> Option<ScanFacts> {
-    plan.scan.map(|level| scan::undecided(level, detail))
-}
-
 fn unresolved(
     plan: &Plan,
     failure: SessionFailure,
     outcome: PlaintextOutcome,
-) -> (SessionFacts, Option<PlaintextFacts>) {
+) -> (SessionFacts, Option<PlaintextFacts>, Option<ScanFacts>) {
+    let scan_detail = match &failure {
+        SessionFailure::Resolve { detail } => detail.clone(),
+        _ => "timed out at name resolution".to_string(),
+    };
+    let scan = plan.scan.map(|level| scan::undecided(level, &scan_detail));
     let session = SessionFacts {
         failure: Some(failure),
         ..SessionFacts::default()
@@ -115,7 +104,7 @@ fn unresolved(
         outcome,
         seconds: 0.0,
     });
-    (session, plaintext)
+    (session, plaintext, scan)
 }
 
 /// Addresses to dial: `hostaddr` when given (no lookup), else the host's.
