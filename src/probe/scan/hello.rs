@@ -42,11 +42,13 @@ const SIGNATURE_SCHEMES: [SignatureScheme; 11] = [
     SignatureScheme::ecdsa_sha1,
 ];
 
-/// Suites a browser of the TLS 1.0/1.1 era offered, strongest first: a
-/// server that speaks the old version at all will find one it accepts.
-pub const LEGACY_SUITES: [u16; 21] = [
-    0xc02b, 0xc02f, 0xc00a, 0xc014, 0xc009, 0xc013, 0x0039, 0x0038, 0x0033, 0x0032, 0x0035, 0x002f,
-    0x0088, 0x0045, 0x0084, 0x0041, 0xc012, 0x0016, 0x000a, 0xc011, 0x0005,
+/// Suites a browser of the TLS 1.0/1.1 era offered (ECDHE, DHE and RSA key
+/// exchange; AES, Camellia, 3DES, RC4), strongest first, so a server that
+/// speaks the old version at all finds one it accepts. No GCM: those suites
+/// exist only in TLS 1.2.
+pub const LEGACY_SUITES: [u16; 19] = [
+    0xc00a, 0xc014, 0xc009, 0xc013, 0x0039, 0x0038, 0x0033, 0x0032, 0x0035, 0x002f, 0x0088, 0x0045,
+    0x0084, 0x0041, 0xc012, 0x0016, 0x000a, 0xc011, 0x0005,
 ];
 
 /// TLS_EMPTY_RENEGOTIATION_INFO_SCSV: SSLv3 has no extensions, so RFC 5746

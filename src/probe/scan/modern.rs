@@ -132,9 +132,9 @@ fn refusal(e: &std::io::Error) -> Verdict {
             rustls::Error::AlertReceived(alert) => {
                 Verdict::Refused(describe_alert(true, u8::from(*alert)))
             }
-            // The server answered with a version we did not offer.
+            // E.g. the server answered with a version we did not offer.
             rustls::Error::PeerIncompatible(why) => {
-                Verdict::Refused(format!("server answered with another version ({why:?})"))
+                Verdict::Refused(format!("server incompatible: {why:?}"))
             }
             other => Verdict::Undecided(format!("TLS error: {other}")),
         };
