@@ -16,6 +16,25 @@ pub enum Format {
     Text,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scan {
+    /// No extra connections.
+    None,
+    /// One handshake per protocol version, SSLv3 to TLSv1.3.
+    Protocols,
+    /// Protocols, then one handshake per weak cipher class.
+    Full,
+}
+
+/// What a scan result should cost the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Severity {
+    Warning,
+    Critical,
+    /// Reported as OK with a note.
+    Ignore,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pg-tls-probe",
@@ -68,6 +87,18 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     pub format: Format,
+
+    /// Protocol scan: one handshake per version (protocols), plus weak cipher classes (full).
+    #[arg(long, value_enum, default_value_t = Scan::Protocols)]
+    pub scan: Scan,
+
+    /// Status when the server accepts SSLv3, TLSv1 or TLSv1.1.
+    #[arg(long, value_enum, default_value_t = Severity::Warning)]
+    pub legacy_tls: Severity,
+
+    /// Status when the server accepts a weak cipher class (--scan full).
+    #[arg(long, value_enum, default_value_t = Severity::Warning)]
+    pub weak_ciphers: Severity,
 
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]

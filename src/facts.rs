@@ -268,4 +268,134 @@ pub struct Facts {
     pub total_seconds: f64,
     /// Seconds since the Unix epoch when the probe ran (for days-left).
     pub now: i64,
+    /// Protocol and cipher scan; None with `--scan none`.
+    pub scan: Option<ScanFacts>,
+}
+
+/// How much the scan tries (`--scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanLevel {
+    /// One handshake per protocol version.
+    Protocols,
+    /// Also one handshake per weak cipher class.
+    Full,
+}
+
+/// Protocol versions the scan tries, oldest first; serialised in
+/// PostgreSQL's spelling (ssl_min_protocol_version, pg_stat_ssl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum ScanVersion {
+    #[serde(rename = "SSLv3")]
+    Ssl3,
+    #[serde(rename = "TLSv1")]
+    Tls10,
+    #[serde(rename = "TLSv1.1")]
+    Tls11,
+    #[serde(rename = "TLSv1.2")]
+    Tls12,
+    #[serde(rename = "TLSv1.3")]
+    Tls13,
+}
+
+impl ScanVersion {
+    pub const ALL: [ScanVersion; 5] = [
+        ScanVersion::Ssl3,
+        ScanVersion::Tls10,
+        ScanVersion::Tls11,
+        ScanVersion::Tls12,
+        ScanVersion::Tls13,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanVersion::Ssl3 => "SSLv3",
+            ScanVersion::Tls10 => "TLSv1",
+            ScanVersion::Tls11 => "TLSv1.1",
+            ScanVersion::Tls12 => "TLSv1.2",
+            ScanVersion::Tls13 => "TLSv1.3",
+        }
+    }
+
+    /// Versions no longer fit for use (RFC 7568, RFC 8996).
+    pub fn is_legacy(self) -> bool {
+        self < ScanVersion::Tls12
+    }
+}
+
+/// One handshake restricted to one protocol version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProtocolAttempt {
+    pub version: ScanVersion,
+    /// None when the attempt could not decide (timeout, connect error, no 'S').
+    pub accepted: Option<bool>,
+    /// What the server answered, e.g. "fatal alert 70 protocol_version".
+    pub detail: String,
+}
+
+/// Groups of weak cipher suites, one handshake each (see probe::scan::classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CipherClass {
+    #[serde(rename = "NULL")]
+    Null,
+    #[serde(rename = "anonymous")]
+    Anonymous,
+    #[serde(rename = "EXPORT")]
+    Export,
+    #[serde(rename = "RC4")]
+    Rc4,
+    #[serde(rename = "DES/3DES")]
+    Des,
+    #[serde(rename = "CBC-SHA1")]
+    CbcSha1,
+}
+
+impl CipherClass {
+    pub const ALL: [CipherClass; 6] = [
+        CipherClass::Null,
+        CipherClass::Anonymous,
+        CipherClass::Export,
+        CipherClass::Rc4,
+        CipherClass::Des,
+        CipherClass::CbcSha1,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherClass::Null => "NULL",
+            CipherClass::Anonymous => "anonymous",
+            CipherClass::Export => "EXPORT",
+            CipherClass::Rc4 => "RC4",
+            CipherClass::Des => "DES/3DES",
+            CipherClass::CbcSha1 => "CBC-SHA1",
+        }
+    }
+
+    /// Still sound today, only dated: reported, never alarming.
+    pub fn is_informational(self) -> bool {
+        self == CipherClass::CbcSha1
+    }
+}
+
+/// One handshake offering only the suites of one class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CipherAttempt {
+    pub class: CipherClass,
+    pub accepted: Option<bool>,
+    /// IANA name of the suite the server picked.
+    pub chosen: Option<String>,
+    pub informational: bool,
+    pub detail: String,
+}
+
+/// What the protocol (and cipher) scan observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanFacts {
+    pub level: ScanLevel,
+    /// Always the five versions of [`ScanVersion::ALL`], in that order.
+    pub protocols: Vec<ProtocolAttempt>,
+    /// Present with `--scan full`.
+    pub ciphers: Option<Vec<CipherAttempt>>,
+    /// Wall time of the whole scan.
+    pub seconds: f64,
 }

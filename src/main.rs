@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use crate::cli::{Args, Format};
+use crate::cli::{Args, Format, Scan, Severity};
 use crate::policy::{Report, Thresholds, TlsVersion};
 use crate::probe::Plan;
 
@@ -159,13 +159,31 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         identity,
         deadline: started + Duration::from_secs_f64(args.timeout),
         plaintext_check: !args.skip_plaintext_check,
+        scan: match args.scan {
+            Scan::None => None,
+            Scan::Protocols => Some(facts::ScanLevel::Protocols),
+            Scan::Full => Some(facts::ScanLevel::Full),
+        },
     };
     let thresholds = Thresholds {
         warning_days: args.warning_days,
         critical_days: args.critical_days,
         min_tls,
+        scan: policy::scan::ScanPolicy {
+            legacy: severity(args.legacy_tls),
+            weak: severity(args.weak_ciphers),
+        },
     };
     Ok((plan, thresholds))
+}
+
+/// `--legacy-tls`/`--weak-ciphers`: the status an accepted one costs, None to ignore.
+fn severity(s: Severity) -> Option<policy::Status> {
+    match s {
+        Severity::Warning => Some(policy::Status::Warning),
+        Severity::Critical => Some(policy::Status::Critical),
+        Severity::Ignore => None,
+    }
 }
 
 fn run(plan: Plan, thresholds: Thresholds) -> Report {

@@ -4,6 +4,8 @@
 //! with no data to judge (the certificate when TCP was refused) is left out
 //! rather than reported twice: the failure that stopped it is the finding.
 
+pub mod scan;
+
 use serde::Serialize;
 
 use crate::facts::{
@@ -79,6 +81,7 @@ pub struct Thresholds {
     pub warning_days: i64,
     pub critical_days: i64,
     pub min_tls: TlsVersion,
+    pub scan: scan::ScanPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,6 +145,9 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             .map(|s| tls_session(s, &thresholds)),
     );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
+    if let Some(s) = &facts.scan {
+        findings.extend(scan::findings(s, &thresholds));
+    }
     if target.sslmode == SslMode::VerifyCa {
         findings.push(Finding {
             name: "sslmode",
@@ -592,6 +598,7 @@ pub(crate) mod tests {
             }),
             total_seconds: 0.005,
             now: NOW,
+            scan: None,
         }
     }
 
@@ -600,6 +607,7 @@ pub(crate) mod tests {
             warning_days: 30,
             critical_days: 7,
             min_tls: TlsVersion::Tls12,
+            scan: scan::ScanPolicy::default(),
         }
     }
 

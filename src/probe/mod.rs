@@ -5,6 +5,7 @@
 //! shared, so the checks start their TCP connects at the same moment.
 
 mod plaintext;
+mod scan;
 mod session;
 
 use std::net::SocketAddr;
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
 
-use crate::facts::{Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage};
+use crate::facts::{
+    Facts, PlaintextFacts, PlaintextOutcome, ScanFacts, ScanLevel, SessionFacts, SessionFailure,
+    Stage,
+};
 use crate::target::Target;
 use crate::tls::{ClientIdentity, TrustStore};
 
@@ -25,6 +29,8 @@ pub struct Plan {
     /// When the whole run must be over.
     pub deadline: Instant,
     pub plaintext_check: bool,
+    /// None with `--scan none`.
+    pub scan: Option<ScanLevel>,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {
@@ -33,7 +39,8 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let (session, plaintext) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+    let resolved = tokio::time::timeout(remaining, resolve(&plan.target)).await;
+    let (session, plaintext, scan) = match resolved {
         Ok(Ok(addrs)) => {
             let budget = plan.deadline.saturating_duration_since(Instant::now());
             let plaintext = async {
@@ -44,7 +51,14 @@ pub async fn run_all(plan: &Plan) -> Facts {
                     None
                 }
             };
-            tokio::join!(session::probe(plan, &addrs, budget), plaintext)
+            let scan = async {
+                let limit = budget_with(plan.target.connect_timeout, budget);
+                match plan.scan {
+                    Some(level) => Some(scan::probe(&plan.target, &addrs, level, limit).await),
+                    None => None,
+                }
+            };
+            tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan)
         }
         Ok(Err(detail)) => unresolved(
             plan,
@@ -68,6 +82,7 @@ pub async fn run_all(plan: &Plan) -> Facts {
         plaintext,
         total_seconds: start.elapsed().as_secs_f64(),
         now,
+        scan,
     }
 }
 
@@ -75,7 +90,12 @@ fn unresolved(
     plan: &Plan,
     failure: SessionFailure,
     outcome: PlaintextOutcome,
-) -> (SessionFacts, Option<PlaintextFacts>) {
+) -> (SessionFacts, Option<PlaintextFacts>, Option<ScanFacts>) {
+    let scan_detail = match &failure {
+        SessionFailure::Resolve { detail } => detail.clone(),
+        _ => "timed out at name resolution".to_string(),
+    };
+    let scan = plan.scan.map(|level| scan::undecided(level, &scan_detail));
     let session = SessionFacts {
         failure: Some(failure),
         ..SessionFacts::default()
@@ -84,7 +104,7 @@ fn unresolved(
         outcome,
         seconds: 0.0,
     });
-    (session, plaintext)
+    (session, plaintext, scan)
 }
 
 /// Addresses to dial: `hostaddr` when given (no lookup), else the host's.

@@ -46,6 +46,9 @@ pub fn perfdata(report: &Report) -> Vec<String> {
             perf.push(format!("plaintext_time={:.6}s", p.seconds));
         }
         perf.push(format!("total_time={:.6}s", facts.total_seconds));
+        if let Some(scan) = &facts.scan {
+            perf.push(format!("scan_time={:.6}s", scan.seconds));
+        }
     }
     perf
 }

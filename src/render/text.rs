@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::one_line;
-use crate::facts::CertFacts;
+use crate::facts::{CertFacts, ScanFacts};
 use crate::policy::{date, days_left, presented_role, Report};
 
 pub fn render(report: &Report) -> String {
@@ -77,6 +77,9 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "  - {}", one_line(issue));
         }
     }
+    if let Some(scan) = &facts.scan {
+        scan_table(&mut out, scan);
+    }
     let _ = writeln!(out, "\ntimings:");
     if let Some(s) = facts.session.connect_seconds {
         let _ = writeln!(out, "  connect   {:.1} ms", s * 1000.0);
@@ -85,7 +88,41 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "  plaintext {:.1} ms", p.seconds * 1000.0);
     }
     let _ = writeln!(out, "  total     {:.1} ms", facts.total_seconds * 1000.0);
+    if let Some(scan) = &facts.scan {
+        let _ = writeln!(out, "  scan      {:.1} ms", scan.seconds * 1000.0);
+    }
     out
+}
+
+/// "accepted", "refused" or "unknown" for a scan attempt.
+fn verdict(accepted: Option<bool>) -> &'static str {
+    match accepted {
+        Some(true) => "accepted",
+        Some(false) => "refused",
+        None => "unknown",
+    }
+}
+
+fn scan_table(out: &mut String, scan: &ScanFacts) {
+    let _ = writeln!(out, "\nprotocol scan:");
+    for p in &scan.protocols {
+        let _ = writeln!(
+            out,
+            "  {:<9} {:<9} {}",
+            p.version.name(),
+            verdict(p.accepted),
+            one_line(&p.detail)
+        );
+    }
+    for c in scan.ciphers.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<9} {:<9} {}",
+            c.class.name(),
+            verdict(c.accepted),
+            one_line(&c.detail)
+        );
+    }
 }
 
 fn cert_block(out: &mut String, role: &str, c: &CertFacts, now: i64) {

@@ -96,7 +96,7 @@ impl Recorder {
 /// prime256v1), and 18 defaults to `X25519:prime256v1`; leading with P-256
 /// avoids a HelloRetryRequest round trip against every default server. The
 /// set of groups offered is unchanged.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     provider
         .kx_groups

@@ -1,0 +1,122 @@
+//! Which cipher suites make up each weak class of `--scan full`.
+//!
+//! Membership is a rule over tls-parser's IANA table (key exchange,
+//! authentication, cipher, mode, MAC), not a hand-typed list, so a suite is
+//! never left out by a typo; the README lists the resulting IDs and a unit
+//! test pins them. Only suites a TLS server with certificates can pick are
+//! offered: key exchange RSA, (EC)DH or (EC)DHE, authenticated by RSA, DSS,
+//! ECDSA or not at all. PSK, SRP and Kerberos suites need a shared secret
+//! PostgreSQL never has. A suite may fall in several classes (an anonymous
+//! RC4 suite is both anonymous and RC4).
+
+use tls_parser::{TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherMac, TlsCipherSuite};
+
+use crate::facts::CipherClass;
+
+/// A suite a certificate-based server could negotiate.
+fn negotiable(s: &TlsCipherSuite) -> bool {
+    use tls_parser::TlsCipherAu as Au;
+    use TlsCipherKx as Kx;
+    matches!(
+        s.kx,
+        Kx::Rsa | Kx::Dh | Kx::Dhe | Kx::Ecdh | Kx::Ecdhe | Kx::Aecdh
+    ) && matches!(s.au, Au::Null | Au::Rsa | Au::Dss | Au::Ecdsa)
+}
+
+/// Whether `suite` belongs to `class`.
+///
+/// - NULL: no encryption at all (`enc` NULL), e.g. TLS_RSA_WITH_NULL_SHA.
+/// - anonymous: no server authentication (DH_anon, ECDH_anon): anyone in
+///   the middle can impersonate the server.
+/// - EXPORT: the 1990s export-grade suites (40/56-bit keys, FREAK/Logjam).
+/// - RC4: the RC4 stream cipher (RFC 7465 forbids it).
+/// - DES/3DES: DES (56-bit) and triple DES (64-bit blocks, Sweet32).
+/// - CBC-SHA1 (informational): authenticated, non-export AES, Camellia,
+///   SEED, ARIA or IDEA in CBC mode with an HMAC-SHA1 MAC. Not broken, but
+///   MAC-then-encrypt CBC is what Lucky13-style attacks target and TLS 1.3
+///   dropped it; modern servers prefer AEAD suites.
+pub fn is_member(class: CipherClass, s: &TlsCipherSuite) -> bool {
+    let export = s.name.contains("EXPORT");
+    negotiable(s)
+        && match class {
+            CipherClass::Null => s.enc == TlsCipherEnc::Null,
+            CipherClass::Anonymous => s.au == tls_parser::TlsCipherAu::Null,
+            CipherClass::Export => export,
+            CipherClass::Rc4 => s.enc == TlsCipherEnc::Rc4,
+            CipherClass::Des => matches!(s.enc, TlsCipherEnc::Des | TlsCipherEnc::TripleDes),
+            CipherClass::CbcSha1 => {
+                s.enc_mode == TlsCipherEncMode::Cbc
+                    && s.mac == TlsCipherMac::HmacSha1
+                    && s.au != tls_parser::TlsCipherAu::Null
+                    && !export
+                    && matches!(
+                        s.enc,
+                        TlsCipherEnc::Aes
+                            | TlsCipherEnc::Camellia
+                            | TlsCipherEnc::Seed
+                            | TlsCipherEnc::Aria
+                            | TlsCipherEnc::Idea
+                    )
+            }
+        }
+}
+
+/// The suite IDs offered for `class`, ascending.
+pub fn suites(class: CipherClass) -> Vec<u16> {
+    let mut ids: Vec<u16> = tls_parser::CIPHERS
+        .values()
+        .filter(|s| is_member(class, s))
+        .map(|s| s.id.0)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// IANA name of a suite, or its number when the table does not know it.
+pub fn suite_name(id: u16) -> String {
+    TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("cipher suite 0x{id:04x}"), |s| s.name.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(ids: &[u16]) -> String {
+        ids.iter()
+            .map(|id| format!("{id:04x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Pins the classes (and the README table) to the table's content.
+    #[test]
+    fn classes_are_the_documented_suites() {
+        for class in CipherClass::ALL {
+            eprintln!("{}: {}", class.name(), hex(&suites(class)));
+        }
+        assert_eq!(
+            hex(&suites(CipherClass::Null)),
+            "0001 0002 003b c001 c006 c00b c010 c015"
+        );
+        assert!(suites(CipherClass::Des).contains(&0x000a));
+        assert!(suites(CipherClass::Des).contains(&0xc012));
+        assert!(suites(CipherClass::Rc4).contains(&0x0005));
+        assert!(suites(CipherClass::Anonymous).contains(&0x0034));
+        assert!(suites(CipherClass::Export).contains(&0x0003));
+        assert!(suites(CipherClass::CbcSha1).contains(&0xc014));
+        assert!(!suites(CipherClass::CbcSha1).contains(&0xc030));
+        // PSK suites need a secret PostgreSQL never has.
+        assert!(!suites(CipherClass::Rc4).contains(&0x008e));
+        for class in CipherClass::ALL {
+            assert!(!suites(class).is_empty(), "{}", class.name());
+            assert!(!suites(class).contains(&0x00ff), "SCSV in {}", class.name());
+        }
+    }
+
+    #[test]
+    fn names_come_from_the_iana_table() {
+        assert_eq!(suite_name(0x000a), "TLS_RSA_WITH_3DES_EDE_CBC_SHA");
+        assert_eq!(suite_name(0xfefe), "cipher suite 0xfefe");
+    }
+}

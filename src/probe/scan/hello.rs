@@ -1,0 +1,399 @@
+//! ClientHello bytes for one pinned version, and what the first server
+//! record says about it. Pure functions, so every reply shape is unit-tested.
+//!
+//! Records are built and parsed with tls-parser. Its serializer writes only
+//! a few extensions (SNI, max fragment length, groups), so the extension
+//! block is assembled here and handed over as bytes; lengths of the
+//! handshake and the record are computed by tls-parser.
+
+use tls_parser::nom::Err as NomErr;
+use tls_parser::{
+    parse_tls_message_alert, parse_tls_message_handshake, parse_tls_raw_record, NamedGroup,
+    Serialize, SignatureScheme, TlsAlertDescription, TlsAlertSeverity, TlsCipherSuiteID,
+    TlsClientHelloContents, TlsCompressionID, TlsExtensionType, TlsMessage, TlsMessageHandshake,
+    TlsPlaintext, TlsRecordHeader, TlsRecordType, TlsVersion,
+};
+
+/// A reply larger than one maximal record plus its header is not a ServerHello.
+pub const MAX_REPLY: usize = 5 + tls_parser::MAX_RECORD_LEN as usize;
+
+/// Groups a client of the TLS 1.0 to 1.2 era offers; P-256 first as
+/// PostgreSQL's default `ssl_ecdh_curve` is prime256v1.
+const GROUPS: [NamedGroup; 4] = [
+    NamedGroup::Secp256r1,
+    NamedGroup::EcdhX25519,
+    NamedGroup::Secp384r1,
+    NamedGroup::Secp521r1,
+];
+
+/// TLS 1.2 signature algorithms, SHA-1 last (OpenSSL 3 refuses it at the
+/// default security level, but an old certificate may need it).
+const SIGNATURE_SCHEMES: [SignatureScheme; 11] = [
+    SignatureScheme::ecdsa_secp256r1_sha256,
+    SignatureScheme::rsa_pss_rsae_sha256,
+    SignatureScheme::rsa_pkcs1_sha256,
+    SignatureScheme::ecdsa_secp384r1_sha384,
+    SignatureScheme::rsa_pss_rsae_sha384,
+    SignatureScheme::rsa_pkcs1_sha384,
+    SignatureScheme::rsa_pss_rsae_sha512,
+    SignatureScheme::rsa_pkcs1_sha512,
+    SignatureScheme::ed25519,
+    SignatureScheme::rsa_pkcs1_sha1,
+    SignatureScheme::ecdsa_sha1,
+];
+
+/// Suites a browser of the TLS 1.0/1.1 era offered (ECDHE, DHE and RSA key
+/// exchange; AES, Camellia, 3DES, RC4), strongest first, so a server that
+/// speaks the old version at all finds one it accepts. No GCM: those suites
+/// exist only in TLS 1.2.
+pub const LEGACY_SUITES: [u16; 19] = [
+    0xc00a, 0xc014, 0xc009, 0xc013, 0x0039, 0x0038, 0x0033, 0x0032, 0x0035, 0x002f, 0x0088, 0x0045,
+    0x0084, 0x0041, 0xc012, 0x0016, 0x000a, 0xc011, 0x0005,
+];
+
+/// TLS_EMPTY_RENEGOTIATION_INFO_SCSV: SSLv3 has no extensions, so RFC 5746
+/// signals secure renegotiation with this pseudo-suite there.
+const RENEGOTIATION_SCSV: u16 = 0x00ff;
+
+fn extension(out: &mut Vec<u8>, kind: TlsExtensionType, body: &[u8]) {
+    out.extend_from_slice(&kind.0.to_be_bytes());
+    push_u16_len(out, body);
+}
+
+fn push_u16_len(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(body);
+}
+
+/// The extensions a client of that era sends: SNI for a host name,
+/// groups and point formats for ECDHE, renegotiation_info, and
+/// signature_algorithms only for TLS 1.2 (RFC 5246 forbids offering it
+/// with an older version). Never supported_versions: that would offer TLS 1.3.
+fn extensions(version: TlsVersion, sni: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(name) = sni {
+        let mut entry = vec![0u8]; // host_name
+        push_u16_len(&mut entry, name.as_bytes());
+        let mut list = Vec::new();
+        push_u16_len(&mut list, &entry);
+        extension(&mut out, TlsExtensionType::ServerName, &list);
+    }
+    let groups: Vec<u8> = GROUPS.iter().flat_map(|g| g.0.to_be_bytes()).collect();
+    let mut body = Vec::new();
+    push_u16_len(&mut body, &groups);
+    extension(&mut out, TlsExtensionType::SupportedGroups, &body);
+    extension(&mut out, TlsExtensionType::EcPointFormats, &[1, 0]); // uncompressed
+    if version == TlsVersion::Tls12 {
+        let schemes: Vec<u8> = SIGNATURE_SCHEMES
+            .iter()
+            .flat_map(|s| s.0.to_be_bytes())
+            .collect();
+        let mut body = Vec::new();
+        push_u16_len(&mut body, &schemes);
+        extension(&mut out, TlsExtensionType::SignatureAlgorithms, &body);
+    }
+    extension(&mut out, TlsExtensionType::RenegotiationInfo, &[0]); // empty, initial handshake
+    out
+}
+
+/// One ClientHello record offering exactly `version` and `suites`.
+///
+/// `sni` must be a DNS name (never an IP address, RFC 6066). Records go out
+/// as TLS 1.0 (SSL 3.0 for an SSLv3 hello), as clients of every era did,
+/// so a server never refuses on the record version alone.
+pub fn client_hello(
+    version: TlsVersion,
+    suites: &[u16],
+    sni: Option<&str>,
+    random: &[u8; 32],
+) -> Result<Vec<u8>, String> {
+    let mut ciphers: Vec<TlsCipherSuiteID> = suites.iter().copied().map(TlsCipherSuiteID).collect();
+    let ext = if version == TlsVersion::Ssl30 {
+        ciphers.push(TlsCipherSuiteID(RENEGOTIATION_SCSV));
+        None
+    } else {
+        Some(extensions(version, sni))
+    };
+    let hello = TlsClientHelloContents::new(
+        version.0,
+        random,
+        None,
+        ciphers,
+        vec![TlsCompressionID(0)],
+        ext.as_deref(),
+    );
+    let record_version = if version == TlsVersion::Ssl30 {
+        TlsVersion::Ssl30
+    } else {
+        TlsVersion::Tls10
+    };
+    let record = TlsPlaintext {
+        hdr: TlsRecordHeader {
+            record_type: TlsRecordType::Handshake,
+            version: record_version,
+            len: 0, // computed by the serializer
+        },
+        msg: vec![TlsMessage::Handshake(TlsMessageHandshake::ClientHello(
+            hello,
+        ))],
+    };
+    record
+        .serialize()
+        .map_err(|e| format!("cannot encode ClientHello: {e:?}"))
+}
+
+/// user_canceled then close_notify (both warnings), as RFC 5246 §7.2.1
+/// says to abandon a handshake; tls-parser cannot serialize alerts.
+pub fn cancel_alerts(version: TlsVersion) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in [
+        TlsAlertDescription::UserCancelled,
+        TlsAlertDescription::CloseNotify,
+    ] {
+        out.push(TlsRecordType::Alert.0);
+        out.extend_from_slice(&version.0.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&[TlsAlertSeverity::Warning.0, code.0]);
+    }
+    out
+}
+
+/// The first thing the server said after our ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    ServerHello {
+        version: TlsVersion,
+        suite: u16,
+    },
+    Alert {
+        fatal: bool,
+        code: u8,
+    },
+    /// Bytes that are not a TLS alert or ServerHello.
+    Garbage(String),
+}
+
+/// The first reply in `buf`; None while its first record is incomplete.
+pub fn parse_reply(buf: &[u8]) -> Option<Reply> {
+    // Only the first message of the first record matters: parsing the rest
+    // (a Certificate in the same record) would add failure modes, no facts.
+    let record = match parse_tls_raw_record(buf) {
+        Ok((_, record)) => record,
+        Err(NomErr::Incomplete(_)) => return None,
+        Err(_) => return Some(Reply::Garbage(format!("not a TLS record: {}", hex(buf)))),
+    };
+    let garbage = |what: &str| Some(Reply::Garbage(format!("{what}: {}", hex(buf))));
+    match record.hdr.record_type {
+        TlsRecordType::Alert => match parse_tls_message_alert(record.data) {
+            Ok((_, TlsMessage::Alert(alert))) => Some(Reply::Alert {
+                fatal: alert.severity == TlsAlertSeverity::Fatal,
+                code: alert.code.0,
+            }),
+            _ => garbage("malformed alert"),
+        },
+        TlsRecordType::Handshake => match parse_tls_message_handshake(record.data) {
+            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(hello)))) => {
+                Some(Reply::ServerHello {
+                    version: hello.version,
+                    suite: hello.cipher.0,
+                })
+            }
+            Ok(_) => garbage("handshake message other than ServerHello"),
+            // A ServerHello split over records: legal, but no server does it.
+            Err(NomErr::Incomplete(_)) => garbage("ServerHello split over records"),
+            Err(_) => garbage("malformed ServerHello"),
+        },
+        _ => garbage("unexpected record type"),
+    }
+}
+
+/// "fatal alert 70 protocol_version", named by tls-parser's alert table.
+pub fn describe_alert(fatal: bool, code: u8) -> String {
+    let level = if fatal { "fatal" } else { "warning" };
+    let name = TlsAlertDescription(code).to_string();
+    if name.starts_with("TlsAlertDescription") {
+        return format!("{level} alert {code}");
+    }
+    format!("{level} alert {code} {}", snake_case(&name))
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// PostgreSQL's spelling of a wire version ("TLSv1.1"), else its number.
+pub fn version_name(v: TlsVersion) -> String {
+    match v {
+        TlsVersion::Ssl30 => "SSLv3".into(),
+        TlsVersion::Tls10 => "TLSv1".into(),
+        TlsVersion::Tls11 => "TLSv1.1".into(),
+        TlsVersion::Tls12 => "TLSv1.2".into(),
+        TlsVersion::Tls13 => "TLSv1.3".into(),
+        other => format!("version 0x{:04x}", other.0),
+    }
+}
+
+/// The first bytes as hex, enough to recognise a peer without echoing it all.
+fn hex(buf: &[u8]) -> String {
+    let shown: Vec<String> = buf.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let more = if buf.len() > 16 { " ..." } else { "" };
+    format!("{}{more}", shown.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tls_parser::{parse_tls_plaintext, TlsExtension};
+
+    fn parse_hello(bytes: &[u8]) -> (TlsRecordHeader, Vec<u16>, Vec<TlsExtension<'_>>, u16) {
+        let (rest, record) = parse_tls_plaintext(bytes).expect("parses");
+        assert!(rest.is_empty());
+        let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = &record.msg[0] else {
+            panic!("not a ClientHello");
+        };
+        let ext = ch
+            .ext
+            .map(|e| tls_parser::parse_tls_client_hello_extensions(e).unwrap().1)
+            .unwrap_or_default();
+        let ciphers = ch.ciphers.iter().map(|c| c.0).collect();
+        (record.hdr, ciphers, ext, ch.version.0)
+    }
+
+    #[test]
+    fn tls10_hello_has_era_extensions_and_no_tls13() {
+        let bytes = client_hello(
+            TlsVersion::Tls10,
+            &LEGACY_SUITES,
+            Some("db.example"),
+            &[7; 32],
+        )
+        .unwrap();
+        let (hdr, ciphers, ext, version) = parse_hello(&bytes);
+        assert_eq!(version, 0x0301);
+        assert_eq!(hdr.version, TlsVersion::Tls10);
+        assert_eq!(usize::from(hdr.len), bytes.len() - 5);
+        assert_eq!(ciphers, LEGACY_SUITES);
+        assert!(ext.iter().any(|e| matches!(e, TlsExtension::SNI(names)
+            if names[0].1 == b"db.example")));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::EllipticCurves(g)
+            if g[0] == NamedGroup::Secp256r1)));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::EcPointFormats(_))));
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::RenegotiationInfo(_))));
+        assert!(!ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
+        assert!(!ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SupportedVersions(_))));
+    }
+
+    #[test]
+    fn tls12_hello_offers_signature_algorithms_and_no_sni_for_ip() {
+        let bytes = client_hello(TlsVersion::Tls12, &[0x000a], None, &[0; 32]).unwrap();
+        let (_, ciphers, ext, version) = parse_hello(&bytes);
+        assert_eq!(version, 0x0303);
+        assert_eq!(ciphers, [0x000a]);
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SignatureAlgorithms(_))));
+        assert!(!ext.iter().any(|e| matches!(e, TlsExtension::SNI(_))));
+    }
+
+    #[test]
+    fn ssl3_hello_has_no_extensions_but_the_scsv() {
+        let bytes = client_hello(TlsVersion::Ssl30, &[0x000a], Some("x"), &[0; 32]).unwrap();
+        let (hdr, ciphers, ext, version) = parse_hello(&bytes);
+        assert_eq!((version, hdr.version), (0x0300, TlsVersion::Ssl30));
+        assert_eq!(ciphers, [0x000a, 0x00ff]);
+        assert!(ext.is_empty());
+    }
+
+    /// ServerHello record: version, suite, and one extra message after it.
+    fn server_hello(version: u16, suite: u16) -> Vec<u8> {
+        let mut body = version.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0x11; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&suite.to_be_bytes());
+        body.push(0); // compression
+        let mut msg = vec![2, 0, 0, body.len() as u8];
+        msg.extend_from_slice(&body);
+        msg.extend_from_slice(&[14, 0, 0, 0]); // ServerHelloDone in the same record
+        let mut rec = vec![22, 3, 1, 0, msg.len() as u8];
+        rec.extend_from_slice(&msg);
+        rec
+    }
+
+    #[test]
+    fn classifies_server_hello_alert_garbage_and_truncation() {
+        let sh = server_hello(0x0301, 0xc014);
+        assert_eq!(
+            parse_reply(&sh),
+            Some(Reply::ServerHello {
+                version: TlsVersion::Tls10,
+                suite: 0xc014
+            })
+        );
+        // Every strict prefix asks for more.
+        for cut in 0..sh.len() {
+            assert_eq!(parse_reply(&sh[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(
+            parse_reply(&server_hello(0x0303, 0x002f)),
+            Some(Reply::ServerHello {
+                version: TlsVersion::Tls12,
+                suite: 0x002f
+            })
+        );
+        let alert = [21, 3, 1, 0, 2, 2, 70];
+        assert_eq!(
+            parse_reply(&alert),
+            Some(Reply::Alert {
+                fatal: true,
+                code: 70
+            })
+        );
+        assert_eq!(describe_alert(true, 70), "fatal alert 70 protocol_version");
+        assert_eq!(describe_alert(true, 40), "fatal alert 40 handshake_failure");
+        assert_eq!(describe_alert(false, 200), "warning alert 200");
+        assert!(matches!(
+            parse_reply(b"HTTP/1.1 400 Bad Request\r\n"),
+            Some(Reply::Garbage(_))
+        ));
+        // Application data before any handshake.
+        assert!(matches!(
+            parse_reply(&[23, 3, 3, 0, 1, 0]),
+            Some(Reply::Garbage(_))
+        ));
+        // A record that claims more than the maximum is garbage, not "read more".
+        assert!(matches!(
+            parse_reply(&[22, 3, 1, 0xff, 0xff]),
+            Some(Reply::Garbage(_))
+        ));
+    }
+
+    #[test]
+    fn cancel_is_two_warning_alerts() {
+        let bytes = cancel_alerts(TlsVersion::Tls10);
+        assert_eq!(bytes, [21, 3, 1, 0, 2, 1, 90, 21, 3, 1, 0, 2, 1, 0]);
+        assert_eq!(
+            parse_reply(&bytes),
+            Some(Reply::Alert {
+                fatal: false,
+                code: 90
+            })
+        );
+    }
+}

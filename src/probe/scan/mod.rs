@@ -1,0 +1,436 @@
+//! Which protocol versions (and, with `--scan full`, which weak cipher
+//! classes) the server accepts, without OpenSSL.
+//!
+//! Every attempt is its own TCP connection: SSLRequest, 'S', then one
+//! handshake. SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built
+//! ClientHellos ([`hello`]) and judged by the ServerHello alone; TLS 1.2 and
+//! 1.3 by complete rustls handshakes ([`modern`]). Nothing but handshake
+//! messages and closing alerts is ever sent: no StartupMessage, no
+//! credential. All attempts of a round run at once, so the scan costs about
+//! one handshake of latency (two with `full`: the cipher classes are
+//! offered in the best version the first round found).
+
+mod classes;
+mod hello;
+mod modern;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use tls_parser::TlsVersion as WireVersion;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::connect_any;
+use crate::facts::{
+    CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion,
+};
+use crate::target::Target;
+use hello::Reply;
+
+/// How long to wait for the server to close after we said goodbye.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// Bytes read while waiting for that close (a certificate chain, a ticket).
+const DRAIN_BYTES: usize = 256 * 1024;
+
+/// What one attempt showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Accepted(String),
+    Refused(String),
+    Undecided(String),
+}
+
+impl Verdict {
+    fn split(self) -> (Option<bool>, String) {
+        match self {
+            Verdict::Accepted(d) => (Some(true), d),
+            Verdict::Refused(d) => (Some(false), d),
+            Verdict::Undecided(d) => (None, d),
+        }
+    }
+}
+
+/// Runs the scan within `budget`; never fails, each attempt says what happened.
+pub async fn probe(
+    target: &Target,
+    addrs: &[SocketAddr],
+    level: ScanLevel,
+    budget: Duration,
+) -> ScanFacts {
+    let start = Instant::now();
+    let deadline = start + budget;
+    let attempt = |v| async move {
+        let verdict = within(deadline, version_attempt(target, addrs, v)).await;
+        let (accepted, detail) = verdict.unwrap_or_else(|v| v).split();
+        ProtocolAttempt {
+            version: v,
+            accepted,
+            detail,
+        }
+    };
+    let [ssl3, tls10, tls11, tls12, tls13] = ScanVersion::ALL.map(attempt);
+    let (ssl3, tls10, tls11, tls12, tls13) = tokio::join!(ssl3, tls10, tls11, tls12, tls13);
+    let protocols = vec![ssl3, tls10, tls11, tls12, tls13];
+    let ciphers = match level {
+        ScanLevel::Protocols => None,
+        ScanLevel::Full => Some(cipher_round(target, addrs, &protocols, deadline).await),
+    };
+    ScanFacts {
+        level,
+        protocols,
+        ciphers,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Every attempt undecided for one reason (the host did not resolve).
+pub fn undecided(level: ScanLevel, detail: &str) -> ScanFacts {
+    ScanFacts {
+        level,
+        protocols: ScanVersion::ALL
+            .map(|version| ProtocolAttempt {
+                version,
+                accepted: None,
+                detail: detail.to_string(),
+            })
+            .to_vec(),
+        ciphers: (level == ScanLevel::Full).then(|| {
+            CipherClass::ALL
+                .map(|class| cipher_fact(class, None, Verdict::Undecided(detail.to_string())))
+                .to_vec()
+        }),
+        seconds: 0.0,
+    }
+}
+
+/// Runs `attempt` until `deadline`; a timeout is an undecided verdict.
+async fn within<T>(
+    deadline: Instant,
+    attempt: impl std::future::Future<Output = T>,
+) -> Result<T, Verdict> {
+    let start = Instant::now();
+    let limit = deadline.saturating_duration_since(start);
+    tokio::time::timeout(limit, attempt).await.map_err(|_| {
+        Verdict::Undecided(format!(
+            "no answer within {:.1} s",
+            start.elapsed().as_secs_f64()
+        ))
+    })
+}
+
+/// TCP connect, SSLRequest, and exactly one byte 'S' back: the socket is
+/// then ready for a ClientHello. Kept apart so a direct-TLS mode
+/// (sslnegotiation=direct) can replace just this step.
+async fn open_tls_channel(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
+    let mut stream = connect_any(addrs).await?;
+    let mut buf = BytesMut::new();
+    frontend::ssl_request(&mut buf);
+    stream
+        .write_all(&buf)
+        .await
+        .map_err(|e| format!("sending SSLRequest: {e}"))?;
+    let mut answer = [0u8; 1];
+    match stream.read(&mut answer).await {
+        Ok(0) => Err("connection closed in reply to the SSLRequest".into()),
+        Ok(_) if answer[0] == b'S' => Ok(stream),
+        Ok(_) if answer[0] == b'N' => Err("server answered 'N' to the SSLRequest (no TLS)".into()),
+        // Its text is unauthenticated and is not read (CVE-2024-10977).
+        Ok(_) if answer[0] == b'E' => Err("server answered the SSLRequest with an error".into()),
+        Ok(_) => Err(format!(
+            "not PostgreSQL: answered 0x{:02x} to the SSLRequest",
+            answer[0]
+        )),
+        Err(e) => Err(format!("reading SSLRequest reply: {e}")),
+    }
+}
+
+/// Host name for SNI: none for an IP address (RFC 6066).
+fn sni(target: &Target) -> Option<&str> {
+    target
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_err()
+        .then_some(target.host.as_str())
+}
+
+async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVersion) -> Verdict {
+    let stream = match open_tls_channel(addrs).await {
+        Ok(s) => s,
+        Err(detail) => return Verdict::Undecided(detail),
+    };
+    match version {
+        ScanVersion::Tls12 | ScanVersion::Tls13 => {
+            modern::handshake(stream, &target.host, version).await
+        }
+        legacy => {
+            let wire = wire_version(legacy);
+            version_verdict(
+                wire,
+                hello_round(stream, target, wire, &hello::LEGACY_SUITES).await,
+            )
+        }
+    }
+}
+
+/// Accepted only when the ServerHello carries the version offered.
+fn version_verdict(offered: WireVersion, hello: Result<(WireVersion, u16), Verdict>) -> Verdict {
+    match hello {
+        Ok((v, suite)) if v == offered => Verdict::Accepted(format!(
+            "ServerHello {}, {}",
+            hello::version_name(v),
+            classes::suite_name(suite)
+        )),
+        Ok((v, _)) => Verdict::Refused(format!(
+            "server answered with {} instead",
+            hello::version_name(v)
+        )),
+        Err(v) => v,
+    }
+}
+
+/// Accepted only with the version offered and a suite of the class; the
+/// chosen suite's name comes with it.
+fn cipher_verdict(
+    offered: WireVersion,
+    suites: &[u16],
+    hello: Result<(WireVersion, u16), Verdict>,
+) -> (Verdict, Option<String>) {
+    match hello {
+        Ok((v, suite)) if v == offered && suites.contains(&suite) => {
+            let name = classes::suite_name(suite);
+            let detail = format!("ServerHello {} chose {name}", hello::version_name(v));
+            (Verdict::Accepted(detail), Some(name))
+        }
+        Ok((v, suite)) => {
+            let detail = format!(
+                "server answered {} with {}, which was not offered",
+                hello::version_name(v),
+                classes::suite_name(suite)
+            );
+            (Verdict::Undecided(detail), None)
+        }
+        Err(v) => (v, None),
+    }
+}
+
+fn wire_version(v: ScanVersion) -> WireVersion {
+    match v {
+        ScanVersion::Ssl3 => WireVersion::Ssl30,
+        ScanVersion::Tls10 => WireVersion::Tls10,
+        ScanVersion::Tls11 => WireVersion::Tls11,
+        ScanVersion::Tls12 => WireVersion::Tls12,
+        ScanVersion::Tls13 => WireVersion::Tls13,
+    }
+}
+
+/// Sends one ClientHello and reads the first record of the answer; the
+/// connection is then closed cleanly whatever it said.
+/// Ok is a ServerHello (version, suite); Err the refusal or the doubt.
+async fn hello_round(
+    mut stream: TcpStream,
+    target: &Target,
+    version: WireVersion,
+    suites: &[u16],
+) -> Result<(WireVersion, u16), Verdict> {
+    let mut random = [0u8; 32];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
+        return Err(Verdict::Undecided(
+            "no random bytes for the ClientHello".into(),
+        ));
+    }
+    let bytes =
+        hello::client_hello(version, suites, sni(target), &random).map_err(Verdict::Undecided)?;
+    if let Err(e) = stream.write_all(&bytes).await {
+        return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
+    }
+    let reply = read_reply(&mut stream).await;
+    // Abandon the handshake politely, then wait for the server to close,
+    // so neither side sees a reset and no socket is left half-open.
+    let _ = stream.write_all(&hello::cancel_alerts(version)).await;
+    let _ = stream.shutdown().await;
+    drain(&mut stream).await;
+    match reply {
+        Ok(Reply::ServerHello { version, suite }) => Ok((version, suite)),
+        Ok(Reply::Alert { fatal, code }) => {
+            Err(Verdict::Refused(hello::describe_alert(fatal, code)))
+        }
+        Ok(Reply::Garbage(detail)) => Err(Verdict::Undecided(detail)),
+        Err(verdict) => Err(verdict),
+    }
+}
+
+async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, Verdict> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if let Some(reply) = hello::parse_reply(&buf) {
+            return Ok(reply);
+        }
+        if buf.len() >= hello::MAX_REPLY {
+            return Err(Verdict::Undecided(
+                "reply larger than one TLS record".into(),
+            ));
+        }
+        let mut chunk = [0u8; 4096];
+        let room = chunk.len().min(hello::MAX_REPLY - buf.len());
+        match stream.read(&mut chunk[..room]).await {
+            Ok(0) if buf.is_empty() => {
+                return Err(Verdict::Refused("connection closed without a reply".into()))
+            }
+            Ok(0) => {
+                return Err(Verdict::Undecided(format!(
+                    "connection closed after {} bytes of a record",
+                    buf.len()
+                )))
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && buf.is_empty() => {
+                return Err(Verdict::Refused("connection reset without a reply".into()))
+            }
+            Err(e) => return Err(Verdict::Undecided(format!("reading the reply: {e}"))),
+        }
+    }
+}
+
+/// Reads and discards until the peer closes, briefly and boundedly.
+async fn drain<R: AsyncRead + Unpin>(reader: &mut R) {
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while total < DRAIN_BYTES {
+            match reader.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Offers each weak class in the best TLS 1.2-or-older version accepted.
+async fn cipher_round(
+    target: &Target,
+    addrs: &[SocketAddr],
+    protocols: &[ProtocolAttempt],
+    deadline: Instant,
+) -> Vec<CipherAttempt> {
+    let older = protocols.iter().filter(|p| p.version <= ScanVersion::Tls12);
+    let best = older
+        .clone()
+        .filter(|p| p.accepted == Some(true))
+        .map(|p| p.version)
+        .max();
+    let Some(best) = best else {
+        let verdict = if older.clone().all(|p| p.accepted == Some(false)) {
+            Verdict::Refused(
+                "no version up to TLSv1.2 accepted, and TLSv1.3 has none of these suites".into(),
+            )
+        } else {
+            Verdict::Undecided("no version up to TLSv1.2 could be tested".into())
+        };
+        return CipherClass::ALL
+            .map(|class| cipher_fact(class, None, verdict.clone()))
+            .to_vec();
+    };
+    let wire = wire_version(best);
+    let attempt = |class| async move {
+        let suites = classes::suites(class);
+        let (verdict, chosen) = within(deadline, async {
+            let stream = match open_tls_channel(addrs).await {
+                Ok(s) => s,
+                Err(detail) => return (Verdict::Undecided(detail), None),
+            };
+            cipher_verdict(
+                wire,
+                &suites,
+                hello_round(stream, target, wire, &suites).await,
+            )
+        })
+        .await
+        .unwrap_or_else(|v| (v, None));
+        cipher_fact(class, chosen, verdict)
+    };
+    let [a, b, c, d, e, f] = CipherClass::ALL.map(attempt);
+    let (a, b, c, d, e, f) = tokio::join!(a, b, c, d, e, f);
+    vec![a, b, c, d, e, f]
+}
+
+fn cipher_fact(class: CipherClass, chosen: Option<String>, verdict: Verdict) -> CipherAttempt {
+    let (accepted, detail) = verdict.split();
+    CipherAttempt {
+        class,
+        accepted,
+        chosen,
+        informational: class.is_informational(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn only_the_offered_version_counts_as_accepted() {
+        let tls10 = WireVersion::Tls10;
+        assert_eq!(
+            version_verdict(tls10, Ok((tls10, 0xc014))),
+            Verdict::Accepted("ServerHello TLSv1, TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA".into())
+        );
+        assert_eq!(
+            version_verdict(tls10, Ok((WireVersion::Tls12, 0xc02f))),
+            Verdict::Refused("server answered with TLSv1.2 instead".into())
+        );
+        let alert = Verdict::Refused("fatal alert 70 protocol_version".into());
+        assert_eq!(version_verdict(tls10, Err(alert.clone())), alert);
+    }
+
+    #[test]
+    fn a_suite_outside_the_class_is_not_acceptance() {
+        let tls12 = WireVersion::Tls12;
+        let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0x000a)));
+        assert_eq!(
+            v,
+            Verdict::Accepted("ServerHello TLSv1.2 chose TLS_RSA_WITH_3DES_EDE_CBC_SHA".into())
+        );
+        assert_eq!(chosen.as_deref(), Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA"));
+        let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0xc02f)));
+        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+        assert_eq!(chosen, None);
+        let (v, _) = cipher_verdict(tls12, &[0x000a], Ok((WireVersion::Tls11, 0x000a)));
+        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+    }
+
+    /// What the peer writes before closing its side, and what we make of it.
+    async fn reply_to(bytes: &[u8]) -> Result<Reply, Verdict> {
+        let (mut ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        theirs.write_all(bytes).await.unwrap();
+        drop(theirs);
+        read_reply(&mut ours).await
+    }
+
+    #[tokio::test]
+    async fn replies_are_read_until_one_record_is_complete() {
+        assert_eq!(
+            reply_to(&[21, 3, 3, 0, 2, 2, 70]).await,
+            Ok(Reply::Alert {
+                fatal: true,
+                code: 70
+            })
+        );
+        assert_eq!(
+            reply_to(&[]).await,
+            Err(Verdict::Refused("connection closed without a reply".into()))
+        );
+        assert_eq!(
+            reply_to(&[22, 3, 1, 0, 40, 2, 0]).await,
+            Err(Verdict::Undecided(
+                "connection closed after 7 bytes of a record".into()
+            ))
+        );
+        assert!(matches!(reply_to(b"garbage!").await, Ok(Reply::Garbage(_))));
+    }
+}
