@@ -130,6 +130,14 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
             args.min_tls_version
         )
     })?;
+    if !args.audit && !args.allow_plaintext_from.is_empty() {
+        return Err("--allow-plaintext-from only applies with --audit".into());
+    }
+    let allow_plaintext_from = args
+        .allow_plaintext_from
+        .iter()
+        .map(|c| policy::audit::Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let flags = target::Flags {
         conninfo: args.conninfo.clone(),
         host: args.host.clone(),
@@ -159,11 +167,13 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         identity,
         deadline: started + Duration::from_secs_f64(args.timeout),
         plaintext_check: !args.skip_plaintext_check,
+        audit: args.audit,
     };
     let thresholds = Thresholds {
         warning_days: args.warning_days,
         critical_days: args.critical_days,
         min_tls,
+        allow_plaintext_from,
     };
     Ok((plan, thresholds))
 }

@@ -4,6 +4,8 @@
 //! with no data to judge (the certificate when TCP was refused) is left out
 //! rather than reported twice: the failure that stopped it is the finding.
 
+pub mod audit;
+
 use serde::Serialize;
 
 use crate::facts::{
@@ -79,6 +81,8 @@ pub struct Thresholds {
     pub warning_days: i64,
     pub critical_days: i64,
     pub min_tls: TlsVersion,
+    /// `--allow-plaintext-from`: plaintext client sessions accepted by the audit.
+    pub allow_plaintext_from: Vec<audit::Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,6 +112,8 @@ pub struct Report {
     pub target: Option<Target>,
     pub thresholds: Option<Thresholds>,
     pub expiry: Option<Expiry>,
+    /// The judged `--audit`, when it ran.
+    pub audit: Option<audit::AuditReport>,
 }
 
 impl Report {
@@ -124,6 +130,7 @@ impl Report {
             target: None,
             thresholds: None,
             expiry: None,
+            audit: None,
         }
     }
 }
@@ -150,6 +157,11 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
                 .into(),
         });
     }
+    let audit = session
+        .audit
+        .as_ref()
+        .map(|a| audit::evaluate(a, &thresholds.allow_plaintext_from));
+    findings.extend(audit.iter().flat_map(|a| a.checks.iter().cloned()));
     let status = findings
         .iter()
         .map(|f| f.status)
@@ -162,6 +174,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         target: Some(target),
         thresholds: Some(thresholds),
         expiry,
+        audit,
     }
 }
 
@@ -581,6 +594,7 @@ pub(crate) mod tests {
                 }),
                 connect_seconds: Some(0.004),
                 failure: None,
+                audit: None,
             },
             plaintext: Some(PlaintextFacts {
                 outcome: PlaintextOutcome::Error {
@@ -600,6 +614,7 @@ pub(crate) mod tests {
             warning_days: 30,
             critical_days: 7,
             min_tls: TlsVersion::Tls12,
+            allow_plaintext_from: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! none sees thresholds. The host is resolved once and the addresses are
 //! shared, so the checks start their TCP connects at the same moment.
 
+mod audit;
 mod plaintext;
 mod session;
 
@@ -25,6 +26,8 @@ pub struct Plan {
     /// When the whole run must be over.
     pub deadline: Instant,
     pub plaintext_check: bool,
+    /// Run the server-side audit over the verify-full session (`--audit`).
+    pub audit: bool,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {

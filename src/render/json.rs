@@ -20,6 +20,7 @@ pub fn render(report: &Report) -> String {
         "plaintext": facts.map(|f| &f.plaintext),
         "failure": facts.map(|f| &f.session.failure),
         "timings": facts.map(timings),
+        "audit": report.audit,
     });
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
         format!(

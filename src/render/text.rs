@@ -77,6 +77,9 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "  - {}", one_line(issue));
         }
     }
+    if let Some(audit) = &report.audit {
+        super::audit::text_section(&mut out, audit);
+    }
     let _ = writeln!(out, "\ntimings:");
     if let Some(s) = facts.session.connect_seconds {
         let _ = writeln!(out, "  connect   {:.1} ms", s * 1000.0);
