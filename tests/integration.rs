@@ -18,3 +18,7 @@ mod fakes;
 // Usage errors (UNKNOWN, exit 3, in the requested format), --help, --version
 // and passwords kept out of every output.
 mod cli;
+
+// --audit: server-side settings, pg_hba.conf rules and a census of plaintext
+// sessions (replication included), against real servers and standbys.
+mod audit;
