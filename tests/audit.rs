@@ -147,6 +147,7 @@ host      all       all       ::/0            scram-sha-256
 hostnossl postgres  nobody    10.1.0.0/16     trust
 host      postgres  legacy    10.2.0.0/16     md5
 hostssl   postgres  opsbot    10.3.0.0/16     trust
+host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapbasedn=\"dc=example\" ldapbindpasswd=Bind-S3cret
 ";
     let Some((server, root)) = start(Some(hba)) else {
         return;
@@ -199,14 +200,24 @@ hostssl   postgres  opsbot    10.3.0.0/16     trust
             "line {line}: {f}"
         );
     }
+    // The view shows the LDAP bind password (hence superuser-only); the
+    // probe never does.
     let f = finding_at(&out, Some(7));
+    assert_eq!(f["status"], "CRITICAL", "{f}");
+    assert_eq!(
+        f["rule"],
+        "host postgres all 10.4.0.0/16 ldap ldapserver=ldap.example ldapbasedn=dc=example \
+         ldapbindpasswd=(hidden) ldapscope=2",
+        "{f}"
+    );
+    let f = finding_at(&out, Some(8));
     assert_eq!(f["status"], "CRITICAL", "{f}");
     assert!(f["reason"].as_str().unwrap().contains("/33"), "{f}");
     let missing = finding_at(&out, None);
     assert_eq!(missing["status"], "WARNING", "{missing}");
     assert_eq!(
         out.at("/audit/hba_rules").as_array().unwrap().len(),
-        8,
+        9,
         "{}",
         out.context()
     );
@@ -218,14 +229,15 @@ hostssl   postgres  opsbot    10.3.0.0/16     trust
     assert!(
         summary.contains("changed after the last configuration reload")
             && summary.contains("line 4 [hostnossl postgres nobody 10.1.0.0/16 trust]")
-            && summary.contains("line 7 (does not parse)"),
+            && summary.contains("line 8 (does not parse)"),
         "{summary}"
     );
+    out.expect_absent("Bind-S3cret");
     let nagios = audit(&server, &root)
         .arg("--skip-plaintext-check")
         .format("nagios")
         .run_raw();
-    nagios.expect_code(2);
+    nagios.expect_code(2).expect_absent("Bind-S3cret");
     assert!(
         nagios.stdout.contains(&format!(
             "CRITICAL audit_hba {file}:4 [hostnossl postgres nobody 10.1.0.0/16 trust]"

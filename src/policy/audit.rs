@@ -550,8 +550,19 @@ fn rule_text(rule: &HbaRule) -> Option<String> {
         });
     }
     words.extend(rule.auth_method.clone());
-    words.extend(rule.options.iter().flatten().cloned());
+    words.extend(rule.options.iter().flatten().map(|o| redact(o)));
     Some(words.join(" "))
+}
+
+/// Options the view shows that hold secrets (the reason it is
+/// superuser-only): the value never reaches the output.
+const SECRET_OPTIONS: &[&str] = &["ldapbindpasswd", "radiussecrets"];
+
+fn redact(option: &str) -> String {
+    match option.split_once('=') {
+        Some((name, _)) if SECRET_OPTIONS.contains(&name) => format!("{name}=(hidden)"),
+        _ => option.to_string(),
+    }
 }
 
 /// "255.255.255.0" -> 24; None for a mask that is not a prefix.
@@ -873,6 +884,31 @@ mod tests {
         assert_eq!(
             rule_text(&odd).unwrap(),
             "host all all 10.0.0.0 255.0.255.0 md5"
+        );
+    }
+
+    #[test]
+    fn rule_text_never_shows_secrets() {
+        let ldap = HbaRule {
+            options: Some(vec![
+                "ldapserver=ldap.example".into(),
+                "ldapbindpasswd=s3cret".into(),
+                "radiussecrets=r4dius,other".into(),
+            ]),
+            ..rule(1, "host all all 10.0.0.0/16 ldap")
+        };
+        let text = rule_text(&ldap).unwrap();
+        assert_eq!(
+            text,
+            "host all all 10.0.0.0/16 ldap ldapserver=ldap.example ldapbindpasswd=(hidden) radiussecrets=(hidden)"
+        );
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(ldap);
+        let report = evaluate(&facts, &[]);
+        let shown = format!("{:?}{}", report.hba_rules, report.checks[1].summary);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("r4dius"),
+            "{shown}"
         );
     }
 
