@@ -507,3 +507,43 @@ fn allow_plaintext_from_needs_audit_and_a_valid_range() {
         out.context()
     );
 }
+
+/// A pg_hba_file_rules that never answers (another session holds an
+/// exclusive lock on the view): the run still ends at its deadline, the
+/// rules are UNKNOWN and the parts already read are reported.
+#[test]
+fn audit_blocked_rules_end_at_the_deadline() {
+    let Some((server, root)) = start(None) else {
+        return;
+    };
+    grant(&server, &README_GRANTS);
+    let socket = format!(
+        "host={} user=postgres dbname=postgres",
+        server
+            .hba_path()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("s")
+            .display()
+    );
+    let _lock = server.hold_session_running(
+        &socket,
+        "",
+        "holds-hba-lock",
+        "BEGIN; LOCK pg_catalog.pg_hba_file_rules IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)",
+    );
+    let out = audit(&server, &root).args(["--timeout", "3"]).run();
+    out.expect_exit(3)
+        .expect_check("connection", "OK")
+        .expect_check("audit_settings", "OK")
+        .expect_check("audit_sessions", "OK")
+        .expect_check("audit_hba", "UNKNOWN");
+    let summary = out.check("audit_hba")["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("reading pg_hba_file_rules timed out after"),
+        "{summary}"
+    );
+    assert!(out.elapsed < Duration::from_secs(4), "{}", out.context());
+}

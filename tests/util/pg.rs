@@ -785,6 +785,18 @@ impl Server {
     /// dropped; waits until pg_stat_activity shows it under
     /// `application_name`.
     pub fn hold_session(&self, conninfo: &str, password: &str, application_name: &str) -> Held {
+        self.hold_session_running(conninfo, password, application_name, "select pg_sleep(600)")
+    }
+
+    /// [`Server::hold_session`] running `sql`, which must keep the session
+    /// active (e.g. take a lock, then sleep).
+    pub fn hold_session_running(
+        &self,
+        conninfo: &str,
+        password: &str,
+        application_name: &str,
+        sql: &str,
+    ) -> Held {
         let child = Command::new(self.bins.psql())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -793,7 +805,7 @@ impl Server {
             .env("PGAPPNAME", application_name)
             .arg("-X")
             .arg(format!("{conninfo} port={}", self.port))
-            .args(["-c", "select pg_sleep(600)"])
+            .args(["-c", sql])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
