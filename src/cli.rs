@@ -84,6 +84,16 @@ pub struct Args {
     #[arg(long)]
     pub skip_plaintext_check: bool,
 
+    /// Also audit the server itself over the verify-full session: TLS settings,
+    /// pg_hba.conf rules and unencrypted TCP sessions (needs privileges; see README).
+    #[arg(long)]
+    pub audit: bool,
+
+    /// With --audit: accept plaintext client sessions from this address or
+    /// CIDR range (repeatable; never replication).
+    #[arg(long, value_name = "CIDR")]
+    pub allow_plaintext_from: Vec<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     pub format: Format,

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+pub mod audit;
+
 /// One X.509 certificate as the probe saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertFacts {
@@ -190,6 +192,8 @@ pub struct SessionFacts {
     /// Time from start of the TCP connect to a logged-in session, seconds.
     pub connect_seconds: Option<f64>,
     pub failure: Option<SessionFailure>,
+    /// The server-side audit (`--audit`), run over this session after login.
+    pub audit: Option<audit::AuditFacts>,
 }
 
 /// Authentication method a server asked for.

@@ -130,6 +130,14 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
             args.min_tls_version
         )
     })?;
+    if !args.audit && !args.allow_plaintext_from.is_empty() {
+        return Err("--allow-plaintext-from only applies with --audit".into());
+    }
+    let allow_plaintext_from = args
+        .allow_plaintext_from
+        .iter()
+        .map(|c| policy::audit::Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let flags = target::Flags {
         conninfo: args.conninfo.clone(),
         host: args.host.clone(),
@@ -164,6 +172,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
             Scan::Protocols => Some(facts::ScanLevel::Protocols),
             Scan::Full => Some(facts::ScanLevel::Full),
         },
+        audit: args.audit,
     };
     let thresholds = Thresholds {
         warning_days: args.warning_days,
@@ -173,6 +182,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
             legacy: severity(args.legacy_tls),
             weak: severity(args.weak_ciphers),
         },
+        allow_plaintext_from,
     };
     Ok((plan, thresholds))
 }

@@ -21,3 +21,6 @@ mod cli;
 
 // The protocol and weak-cipher scan (--scan) against real servers and fakes.
 mod scan;
+// --audit: server-side settings, pg_hba.conf rules and a census of plaintext
+// sessions (replication included), against real servers and standbys.
+mod audit;

@@ -4,6 +4,7 @@
 //! with no data to judge (the certificate when TCP was refused) is left out
 //! rather than reported twice: the failure that stopped it is the finding.
 
+pub mod audit;
 pub mod scan;
 
 use serde::Serialize;
@@ -82,6 +83,8 @@ pub struct Thresholds {
     pub critical_days: i64,
     pub min_tls: TlsVersion,
     pub scan: scan::ScanPolicy,
+    /// `--allow-plaintext-from`: plaintext client sessions accepted by the audit.
+    pub allow_plaintext_from: Vec<audit::Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,6 +114,8 @@ pub struct Report {
     pub target: Option<Target>,
     pub thresholds: Option<Thresholds>,
     pub expiry: Option<Expiry>,
+    /// The judged `--audit`, when it ran.
+    pub audit: Option<audit::AuditReport>,
 }
 
 impl Report {
@@ -127,6 +132,7 @@ impl Report {
             target: None,
             thresholds: None,
             expiry: None,
+            audit: None,
         }
     }
 }
@@ -156,6 +162,11 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
                 .into(),
         });
     }
+    let audit = session
+        .audit
+        .as_ref()
+        .map(|a| audit::evaluate(a, &thresholds.allow_plaintext_from));
+    findings.extend(audit.iter().flat_map(|a| a.checks.iter().cloned()));
     let status = findings
         .iter()
         .map(|f| f.status)
@@ -168,6 +179,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         target: Some(target),
         thresholds: Some(thresholds),
         expiry,
+        audit,
     }
 }
 
@@ -587,6 +599,7 @@ pub(crate) mod tests {
                 }),
                 connect_seconds: Some(0.004),
                 failure: None,
+                audit: None,
             },
             plaintext: Some(PlaintextFacts {
                 outcome: PlaintextOutcome::Error {
@@ -608,6 +621,7 @@ pub(crate) mod tests {
             critical_days: 7,
             min_tls: TlsVersion::Tls12,
             scan: scan::ScanPolicy::default(),
+            allow_plaintext_from: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! none sees thresholds. The host is resolved once and the addresses are
 //! shared, so the checks start their TCP connects at the same moment.
 
+mod audit;
 mod plaintext;
 mod scan;
 mod session;
@@ -31,6 +32,8 @@ pub struct Plan {
     pub plaintext_check: bool,
     /// None with `--scan none`.
     pub scan: Option<ScanLevel>,
+    /// Run the server-side audit over the verify-full session (`--audit`).
+    pub audit: bool,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {

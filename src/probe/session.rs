@@ -67,12 +67,18 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
                 sqlstate: e.code().map(|c| c.code().to_string()),
                 detail: error_text(&e),
             })?;
+        let read = read_stat_ssl(&rows, &mut facts);
+        // Only a verified, logged-in session reaches this point.
+        if plan.audit && read.is_ok() {
+            let rest = budget.saturating_sub(start.elapsed());
+            facts.audit = Some(super::audit::probe(&client, facts.server_version_num, rest).await);
+        }
         // Dropping the client makes the connection send Terminate and
         // close_notify; waiting for that keeps the server's log free of
         // "unexpected EOF" lines and costs no round trip.
         drop(client);
         let _ = tokio::time::timeout(budget.saturating_sub(start.elapsed()), connection).await;
-        read_stat_ssl(&rows, &mut facts)
+        read
     }
     .await;
     facts.failure = result.err();

@@ -21,6 +21,7 @@ pub fn render(report: &Report) -> String {
         "failure": facts.map(|f| &f.session.failure),
         "timings": facts.map(timings),
         "scan": facts.and_then(|f| f.scan.as_ref()),
+        "audit": report.audit,
     });
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
         format!(

@@ -3,6 +3,7 @@
 //! Nothing here decides a status or touches the network; `main` prints what
 //! these return.
 
+mod audit;
 mod json;
 mod nagios;
 mod text;
@@ -62,6 +63,7 @@ fn ok_summary(report: &Report) -> Option<String> {
         Some(_) => "plaintext rejected".to_string(),
         None => "plaintext not checked".to_string(),
     });
+    parts.extend(report.audit.as_ref().map(audit::ok_part));
     Some(parts.join(", "))
 }
 
@@ -155,6 +157,67 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         assert_eq!(doc["plaintext"]["outcome"]["sqlstate"], "28000");
         assert!(doc["failure"].is_null());
         assert_eq!(doc["timings"]["total_seconds"], 0.005);
+    }
+
+    /// The audit's checks, perfdata and detail lines, from hand-made facts.
+    #[test]
+    fn audit_renders_in_every_format() {
+        use crate::facts::audit::{AuditAccess, AuditFacts, TcpSession};
+        let mut facts = healthy();
+        let plain = TcpSession {
+            pid: 42,
+            user: Some("repl".into()),
+            database: None,
+            client_addr: Some("10.0.0.9".into()),
+            application_name: Some("walreceiver".into()),
+            backend_type: Some("walsender".into()),
+            ssl: Some(false),
+            tls_version: None,
+            gss_encrypted: Some(false),
+        };
+        facts.session.audit = Some(AuditFacts {
+            access: Some(AuditAccess {
+                role: "probe".into(),
+                read_all_settings: true,
+                read_all_stats: true,
+                ..AuditAccess::default()
+            }),
+            settings: [("ssl", "on"), ("ssl_min_protocol_version", "TLSv1.2")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            sessions: vec![plain],
+            ..AuditFacts::default()
+        });
+        let report = evaluate(facts, target(), thresholds());
+        assert_eq!(report.status, Status::Critical);
+        let nagios = render(&report, Format::Nagios);
+        let first = nagios.lines().next().unwrap();
+        assert!(
+            first.ends_with(" sessions_tls=0 sessions_plaintext=1"),
+            "{first}"
+        );
+        assert!(nagios.contains("\nOK audit_settings: "), "{nagios}");
+        assert!(nagios.contains("\nUNKNOWN audit_hba: pg_hba_file_rules not readable by probe: GRANT SELECT ON pg_catalog.pg_hba_file_rules TO probe; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO probe;\n"), "{nagios}");
+        assert!(nagios.contains("\nCRITICAL audit_sessions replication repl [walsender] from 10.0.0.9 (pid 42, database -, application_name \"walreceiver\") without TLS\n"), "{nagios}");
+        let doc: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+        assert_eq!(doc["audit"]["sessions"]["plaintext"], 1);
+        assert_eq!(
+            doc["audit"]["sessions"]["plaintext_sessions"][0]["replication"],
+            true
+        );
+        assert!(doc["audit"]["hba"].is_null());
+        assert_eq!(doc["audit"]["hba_rules"], serde_json::json!([]));
+        assert_eq!(doc["audit"]["settings"]["values"]["ssl"], "on");
+        assert!(doc["audit"].get("checks").is_none());
+        let text = render(&report, Format::Text);
+        assert!(
+            text.contains("TCP sessions: 0 TLS, 0 GSSAPI, 1 plaintext (0 allowed)"),
+            "{text}"
+        );
+        // Without --audit there is no audit object and no audit perfdata.
+        let plain = render(&evaluate(healthy(), target(), thresholds()), Format::Nagios);
+        assert!(!plain.contains("sessions_"), "{plain}");
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub fn render(report: &Report) -> String {
             super::one_line(&f.summary).replace('|', "/")
         );
     }
+    if let Some(audit) = &report.audit {
+        for line in super::audit::detail_lines(audit) {
+            let _ = writeln!(out, "{}", super::one_line(&line).replace('|', "/"));
+        }
+    }
     out
 }
 
@@ -49,6 +54,10 @@ pub fn perfdata(report: &Report) -> Vec<String> {
         if let Some(scan) = &facts.scan {
             perf.push(format!("scan_time={:.6}s", scan.seconds));
         }
+    }
+    if let Some(s) = report.audit.as_ref().and_then(|a| a.sessions.as_ref()) {
+        perf.push(format!("sessions_tls={}", s.tls));
+        perf.push(format!("sessions_plaintext={}", s.plaintext));
     }
     perf
 }

@@ -80,6 +80,9 @@ pub fn render(report: &Report) -> String {
     if let Some(scan) = &facts.scan {
         scan_table(&mut out, scan);
     }
+    if let Some(audit) = &report.audit {
+        super::audit::text_section(&mut out, audit);
+    }
     let _ = writeln!(out, "\ntimings:");
     if let Some(s) = facts.session.connect_seconds {
         let _ = writeln!(out, "  connect   {:.1} ms", s * 1000.0);

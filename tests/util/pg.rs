@@ -651,3 +651,186 @@ pub fn article_v1_certs() -> ServerTls {
         ca_pem: read("ca.crt"),
     }
 }
+
+// ---- for the --audit tests: rewritten pg_hba.conf, standbys, held sessions ----
+
+impl Server {
+    /// The pg_hba.conf the server reads (its `hba_file` setting).
+    pub fn hba_path(&self) -> PathBuf {
+        self.data_dir().join("pg_hba.conf")
+    }
+
+    /// The CA file the server was given (`ssl_ca_file`), readable by the
+    /// server's owner: a standby uses it as its `sslrootcert`.
+    pub fn server_ca_path(&self) -> PathBuf {
+        self.path("ssl").join("ca.crt")
+    }
+
+    /// Replaces pg_hba.conf without reloading and sets its mtime, so a test
+    /// can put it after the last configuration load (pg_stat_file reports
+    /// whole seconds) without sleeping.
+    pub fn rewrite_hba(&self, text: &str, mtime: std::time::SystemTime) {
+        let path = self.hba_path();
+        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(mtime))
+            .unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
+    }
+
+    /// Runs `sql` over the Unix socket until `done` accepts its output (at
+    /// most 30 s); returns that output. For state that settles
+    /// asynchronously: a standby streaming, a session showing up.
+    #[track_caller]
+    pub fn poll(&self, sql: &str, done: impl Fn(&str) -> bool) -> String {
+        self.poll_until(sql, done).unwrap_or_else(|out| {
+            panic!(
+                "still {out:?} after 30 s for: {sql}\n--- server log ---\n{}",
+                self.log()
+            )
+        })
+    }
+
+    /// [`Server::poll`], returning the last output as the error on timeout.
+    fn poll_until(&self, sql: &str, done: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.psql(sql);
+            if done(&out) {
+                return Ok(out);
+            }
+            if Instant::now() >= deadline {
+                return Err(out);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A hot standby streaming from this server: `pg_basebackup` over the
+    /// Unix socket (needs `local replication all trust` in this server's
+    /// pg_hba.conf), then `primary_conninfo` (the whole connection string,
+    /// port included) on a port of its own. Returns once the primary reports
+    /// it streaming.
+    pub fn start_standby(&self, primary_conninfo: &str) -> Server {
+        let began = Instant::now();
+        let dir = tempfile::Builder::new()
+            .prefix("pgtp")
+            .tempdir_in("/tmp")
+            .expect("create standby temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        give(dir.path());
+        let mut standby = Server {
+            port: free_port(),
+            startup: Duration::ZERO,
+            dir,
+            bins: self.bins,
+            started: false,
+        };
+        let sock = standby.path("s");
+        fs::create_dir(&sock).unwrap();
+        give(&sock);
+        run(
+            server_command(self.bins.bin("pg_basebackup"))
+                .arg("-D")
+                .arg(standby.data_dir())
+                .arg("-h")
+                .arg(self.path("s"))
+                .args(["-p", &self.port.to_string(), "-U", "postgres"])
+                .args(["-X", "stream", "-c", "fast", "--no-sync"]),
+            "pg_basebackup (needs 'local replication all trust' on the primary)",
+        );
+        let conf = standby.data_dir().join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "\n# ---- standby ----\nport = {}\nunix_socket_directories = '{}'\n\
+             hot_standby = on\nprimary_conninfo = '{}'\n",
+            standby.port,
+            sock.display(),
+            primary_conninfo.replace('\'', "''"),
+        ));
+        fs::write(&conf, text).unwrap();
+        let signal = standby.data_dir().join("standby.signal");
+        fs::write(&signal, "").unwrap();
+        give(&signal);
+        run(
+            server_command(self.bins.bin("pg_ctl"))
+                .arg("-D")
+                .arg(standby.data_dir())
+                .arg("-l")
+                .arg(standby.path("log"))
+                // The walreceiver's libpq looks for ~/.postgresql/postgresql.crt:
+                // a HOME the server's owner cannot read fails the connection.
+                .env("HOME", standby.dir.path())
+                .args(["-w", "-t", "60", "-s", "start"]),
+            "pg_ctl start (standby)",
+        );
+        standby.started = true;
+        let streaming = self.poll_until(
+            "select count(*) from pg_stat_replication where state = 'streaming'",
+            |n| n.trim() == "1",
+        );
+        if let Err(out) = streaming {
+            panic!(
+                "standby not streaming after 30 s ({out:?} walsenders)\n--- standby log ---\n{}",
+                standby.log()
+            );
+        }
+        standby.startup = began.elapsed();
+        standby
+    }
+
+    /// Holds a psql session open (`SELECT pg_sleep(600)`) with `conninfo`
+    /// (port added) and password `password`, until the returned guard is
+    /// dropped; waits until pg_stat_activity shows it under
+    /// `application_name`.
+    pub fn hold_session(&self, conninfo: &str, password: &str, application_name: &str) -> Held {
+        self.hold_session_running(conninfo, password, application_name, "select pg_sleep(600)")
+    }
+
+    /// [`Server::hold_session`] running `sql`, which must keep the session
+    /// active (e.g. take a lock, then sleep).
+    pub fn hold_session_running(
+        &self,
+        conninfo: &str,
+        password: &str,
+        application_name: &str,
+        sql: &str,
+    ) -> Held {
+        let child = Command::new(self.bins.psql())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("client"))
+            .env("PGPASSWORD", password)
+            .env("PGAPPNAME", application_name)
+            .arg("-X")
+            .arg(format!("{conninfo} port={}", self.port))
+            .args(["-c", sql])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start psql to hold a session");
+        let held = Held { child };
+        self.poll(
+            &format!(
+                "select count(*) from pg_stat_activity where application_name = '{application_name}' \
+                 and state = 'active'"
+            ),
+            |n| n.trim() == "1",
+        );
+        held
+    }
+}
+
+/// A psql session kept open by [`Server::hold_session`]; killed on drop.
+pub struct Held {
+    child: std::process::Child,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,132 @@
+//! What `--audit` reads from the server over the verify-full session:
+//! the login role's privileges, the TLS-related settings, the rules of
+//! pg_hba.conf as `pg_hba_file_rules` shows them, and the live TCP sessions.
+//!
+//! Plain observations, as the server reported them; `policy::audit` judges.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The settings the audit reports. Most ssl_* settings are superuser-only
+/// (visible with pg_read_all_settings); `hba_file` names the rules' file
+/// before PostgreSQL 16 added `file_name` to the view.
+pub const SETTINGS: &[&str] = &[
+    "ssl",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "ssl_ciphers",
+    "ssl_prefer_server_ciphers",
+    "ssl_ecdh_curve",
+    "password_encryption",
+    "ssl_cert_file",
+    "ssl_key_file",
+    "ssl_ca_file",
+    "ssl_crl_file",
+    "ssl_crl_dir",
+    "hba_file",
+];
+
+/// Everything the audit observed. Parts the role may not read are absent;
+/// `access` says why.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditFacts {
+    /// The role's privileges; None when the first audit query did not complete.
+    pub access: Option<AuditAccess>,
+    /// `pg_settings` rows among the audited names that the role can see.
+    pub settings: BTreeMap<String, String>,
+    /// TCP sessions (`client_addr IS NOT NULL`) from pg_stat_activity and
+    /// pg_stat_ssl; complete only when `access.read_all_stats`.
+    pub sessions: Vec<TcpSession>,
+    /// pg_hba_file_rules, when the role may read it and the query completed.
+    pub hba: Option<HbaFacts>,
+    /// Why the audit could not run at all (old server, query error, timeout).
+    pub failure: Option<String>,
+    /// Why the rules could not be read although the privileges were there.
+    pub hba_failure: Option<String>,
+}
+
+/// What the login role may see, as the server answers for itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditAccess {
+    /// `current_user`, quoted as an SQL identifier (ready for a GRANT).
+    pub role: String,
+    pub superuser: bool,
+    /// Member of pg_read_all_settings (superuser-only settings visible).
+    pub read_all_settings: bool,
+    /// Member of pg_read_all_stats (other roles' sessions visible).
+    pub read_all_stats: bool,
+    /// SELECT on the view pg_hba_file_rules.
+    pub hba_select: bool,
+    /// EXECUTE on the function pg_hba_file_rules().
+    pub hba_execute: bool,
+    /// EXECUTE on pg_stat_file(text, boolean), for the pending-reload check.
+    pub stat_file: bool,
+    /// Member of pg_read_server_files (pg_stat_file outside the data directory).
+    pub read_server_files: bool,
+}
+
+/// One TCP session on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpSession {
+    pub pid: i32,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub client_addr: Option<String>,
+    pub application_name: Option<String>,
+    /// e.g. "client backend", "walsender".
+    pub backend_type: Option<String>,
+    /// pg_stat_ssl.ssl (None when the role may not see it).
+    pub ssl: Option<bool>,
+    pub tls_version: Option<String>,
+    /// pg_stat_gssapi.encrypted (PostgreSQL 12+; None before).
+    #[serde(default)]
+    pub gss_encrypted: Option<bool>,
+}
+
+/// pg_hba_file_rules and what can be told about its relation to the
+/// rules the server has loaded.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HbaFacts {
+    /// The `hba_file` setting, when visible (names the file before PG16).
+    pub hba_file: Option<String>,
+    pub rules: Vec<HbaRule>,
+    pub reload: ReloadCheck,
+}
+
+/// Whether pg_hba.conf changed on disk after the server last loaded its
+/// configuration (file mtime against `pg_conf_load_time()`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReloadCheck {
+    /// Both times, Unix seconds; `pending` when the file is newer.
+    Checked {
+        file_modified: f64,
+        loaded: f64,
+        pending: bool,
+    },
+    /// Could not be checked: the reason (a missing privilege, an error).
+    NotChecked { reason: String },
+    /// The run did not get that far.
+    #[default]
+    NotRun,
+}
+
+/// One row of pg_hba_file_rules, read by column name: `rule_number` and
+/// `file_name` exist from PostgreSQL 16 on, so they are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HbaRule {
+    pub rule_number: Option<i32>,
+    pub file_name: Option<String>,
+    pub line_number: Option<i32>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub database: Option<Vec<String>>,
+    pub user_name: Option<Vec<String>>,
+    pub address: Option<String>,
+    pub netmask: Option<String>,
+    pub auth_method: Option<String>,
+    pub options: Option<Vec<String>>,
+    pub error: Option<String>,
+}
