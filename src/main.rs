@@ -136,6 +136,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         port: args.port.clone(),
         username: args.username.clone(),
         dbname: args.dbname.clone(),
+        sslnegotiation: args.sslnegotiation.clone(),
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let os_user = std::env::var("USER")
@@ -159,6 +160,8 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         identity,
         deadline: started + Duration::from_secs_f64(args.timeout),
         plaintext_check: !args.skip_plaintext_check,
+        // Always for now; to be tied to a scan level later.
+        direct_tls_check: true,
     };
     let thresholds = Thresholds {
         warning_days: args.warning_days,

@@ -4,6 +4,8 @@
 //! with no data to judge (the certificate when TCP was refused) is left out
 //! rather than reported twice: the failure that stopped it is the finding.
 
+mod direct;
+
 use serde::Serialize;
 
 use crate::facts::{
@@ -142,6 +144,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             .map(|s| tls_session(s, &thresholds)),
     );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
+    findings.extend(facts.direct_tls.as_ref().map(direct::finding));
     if target.sslmode == SslMode::VerifyCa {
         findings.push(Finding {
             name: "sslmode",
@@ -514,7 +517,7 @@ pub fn date(unix: i64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::facts::{AuthRequest, Stage};
-    use crate::target::{ChannelBinding, RootCerts};
+    use crate::target::{ChannelBinding, RootCerts, SslNegotiation};
 
     pub const NOW: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;
@@ -553,6 +556,7 @@ pub(crate) mod tests {
             channel_binding: ChannelBinding::Prefer,
             connect_timeout: None,
             application_name: "pg-tls-probe".into(),
+            sslnegotiation: SslNegotiation::Postgres,
             notes: vec![],
         }
     }
@@ -581,6 +585,7 @@ pub(crate) mod tests {
                 }),
                 connect_seconds: Some(0.004),
                 failure: None,
+                direct_tls: None,
             },
             plaintext: Some(PlaintextFacts {
                 outcome: PlaintextOutcome::Error {
@@ -590,6 +595,7 @@ pub(crate) mod tests {
                 },
                 seconds: 0.002,
             }),
+            direct_tls: None,
             total_seconds: 0.005,
             now: NOW,
         }

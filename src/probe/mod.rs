@@ -4,6 +4,8 @@
 //! none sees thresholds. The host is resolved once and the addresses are
 //! shared, so the checks start their TCP connects at the same moment.
 
+mod direct;
+mod handshake;
 mod plaintext;
 mod session;
 
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
 
-use crate::facts::{Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage};
-use crate::target::Target;
+use crate::facts::{
+    DirectTlsFacts, Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage,
+};
+use crate::target::{SslNegotiation, Target};
 use crate::tls::{ClientIdentity, TrustStore};
 
 /// Everything the probes need, validated before any network I/O.
@@ -25,6 +29,9 @@ pub struct Plan {
     /// When the whole run must be over.
     pub deadline: Instant,
     pub plaintext_check: bool,
+    /// Report whether the server speaks direct TLS (a separate connection,
+    /// unless the session itself negotiates directly).
+    pub direct_tls_check: bool,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {
@@ -33,39 +40,62 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let (session, plaintext) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
-        Ok(Ok(addrs)) => {
-            let budget = plan.deadline.saturating_duration_since(Instant::now());
-            let plaintext = async {
-                if plan.plaintext_check {
-                    let limit = budget_with(plan.target.connect_timeout, budget);
-                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
-                } else {
-                    None
-                }
-            };
-            tokio::join!(session::probe(plan, &addrs, budget), plaintext)
-        }
-        Ok(Err(detail)) => unresolved(
-            plan,
-            SessionFailure::Resolve {
-                detail: detail.clone(),
-            },
-            PlaintextOutcome::Unreachable { detail },
-        ),
-        Err(_) => {
-            let after_ms = elapsed_ms(start);
-            let stage = Stage::Resolve;
-            unresolved(
+    let (session, plaintext, direct_tls) =
+        match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+            Ok(Ok(addrs)) => {
+                let budget = plan.deadline.saturating_duration_since(Instant::now());
+                let plaintext = async {
+                    if plan.plaintext_check {
+                        let limit = budget_with(plan.target.connect_timeout, budget);
+                        Some(plaintext::probe(&plan.target, &addrs, limit).await)
+                    } else {
+                        None
+                    }
+                };
+                // A direct session answers the question itself: no extra connection.
+                let separate =
+                    plan.direct_tls_check && plan.target.sslnegotiation == SslNegotiation::Postgres;
+                let direct = async {
+                    if separate {
+                        Some(direct::probe(plan, &addrs, budget).await)
+                    } else {
+                        None
+                    }
+                };
+                let (session, plaintext, direct) =
+                    tokio::join!(session::probe(plan, &addrs, budget), plaintext, direct);
+                let direct = direct.or_else(|| {
+                    plan.direct_tls_check.then(|| {
+                        session.direct_tls.clone().unwrap_or_else(|| {
+                            direct::undecided(
+                                "the session stopped before its direct TLS handshake".into(),
+                            )
+                        })
+                    })
+                });
+                (session, plaintext, direct)
+            }
+            Ok(Err(detail)) => unresolved(
                 plan,
-                SessionFailure::Timeout { stage, after_ms },
-                PlaintextOutcome::Timeout { stage, after_ms },
-            )
-        }
-    };
+                SessionFailure::Resolve {
+                    detail: detail.clone(),
+                },
+                PlaintextOutcome::Unreachable { detail },
+            ),
+            Err(_) => {
+                let after_ms = elapsed_ms(start);
+                let stage = Stage::Resolve;
+                unresolved(
+                    plan,
+                    SessionFailure::Timeout { stage, after_ms },
+                    PlaintextOutcome::Timeout { stage, after_ms },
+                )
+            }
+        };
     Facts {
         session,
         plaintext,
+        direct_tls,
         total_seconds: start.elapsed().as_secs_f64(),
         now,
     }
@@ -75,7 +105,7 @@ fn unresolved(
     plan: &Plan,
     failure: SessionFailure,
     outcome: PlaintextOutcome,
-) -> (SessionFacts, Option<PlaintextFacts>) {
+) -> (SessionFacts, Option<PlaintextFacts>, Option<DirectTlsFacts>) {
     let session = SessionFacts {
         failure: Some(failure),
         ..SessionFacts::default()
@@ -84,7 +114,10 @@ fn unresolved(
         outcome,
         seconds: 0.0,
     });
-    (session, plaintext)
+    let direct_tls = plan
+        .direct_tls_check
+        .then(|| direct::undecided("the host name could not be resolved".into()));
+    (session, plaintext, direct_tls)
 }
 
 /// Addresses to dial: `hostaddr` when given (no lookup), else the host's.
