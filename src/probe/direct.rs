@@ -11,7 +11,16 @@
 //!
 //! When the main session itself negotiates directly, this connection would
 //! repeat it: `run_all` takes the session's answer instead (see [`judge`]).
+//!
+//! The answer is information, so it may not hold up the run: once the
+//! other checks are done, it gets as long again as they took (at least
+//! [`MIN_GRACE`]) and is "undecided" after that. A server that answers a
+//! ClientHello more slowly than a whole login is odd anyway; one that never
+//! answers (instead of closing, as PostgreSQL 16 and older do) would
+//! otherwise stretch every run to the deadline.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,14 +42,58 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// records here); beyond this the socket is simply dropped.
 const CLOSE_READ_CAP: usize = 16 * 1024;
 
-pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> DirectTlsFacts {
+/// The least time the answer gets after the other checks are done.
+const MIN_GRACE: Duration = Duration::from_millis(100);
+
+/// Runs `main` (the other checks) and the direct-TLS probe side by side;
+/// the probe's answer waits for `main`, never the other way round (beyond
+/// the grace described above).
+pub async fn alongside<T>(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    budget: Duration,
+    main: impl Future<Output = T>,
+) -> (T, DirectTlsFacts) {
+    let start = Instant::now();
+    let answer = Cell::new(None);
+    let direct = probe(plan, addrs, budget, &answer);
+    tokio::pin!(main, direct);
+    let mut direct_done = false;
+    let out = loop {
+        tokio::select! {
+            () = &mut direct, if !direct_done => direct_done = true,
+            out = &mut main => break out,
+        }
+    };
+    let grace = start.elapsed().max(MIN_GRACE);
+    if !direct_done {
+        // Also lets a decided probe finish closing its connection cleanly.
+        let _ = tokio::time::timeout(grace, &mut direct).await;
+    }
+    let facts = answer.take().unwrap_or_else(|| {
+        undecided(format!(
+            "no answer to a direct TLS ClientHello within {} ms of the other checks finishing",
+            grace.as_millis()
+        ))
+    });
+    (out, facts)
+}
+
+/// Records the answer in `answer` as soon as it is known, then closes the
+/// connection: a caller that stops waiting during the close keeps it.
+async fn probe(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    budget: Duration,
+    answer: &Cell<Option<DirectTlsFacts>>,
+) {
     let start = Instant::now();
     let target = &plan.target;
     // No client identity: nothing but the handshake is wanted from the server.
     let (config, recorder) =
         match tls::client_config(&plan.trust, None, target.sslmode, &target.host) {
             Ok(built) => built,
-            Err(e) => return undecided(format!("cannot configure TLS: {e}")),
+            Err(e) => return answer.set(Some(undecided(format!("cannot configure TLS: {e}")))),
         };
     let limit = budget_with(target.connect_timeout, budget);
     let attempt = async {
@@ -56,7 +109,7 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Direc
             .await,
         )
     };
-    match tokio::time::timeout(limit, attempt).await {
+    let facts = match tokio::time::timeout(limit, attempt).await {
         Err(_) => undecided(format!(
             "no answer to a direct TLS ClientHello within {:.1} s",
             start.elapsed().as_secs_f64()
@@ -64,11 +117,13 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Direc
         Ok(Err(detail)) => undecided(detail),
         Ok(Ok(Err(e))) => judge(Some(&e), &recorder),
         Ok(Ok(Ok(mut session))) => {
+            answer.set(Some(judge(None, &recorder)));
             let wait = CLOSE_WAIT.min(budget.saturating_sub(start.elapsed()));
             let _ = tokio::time::timeout(wait, close(&mut session)).await;
-            judge(None, &recorder)
+            return;
         }
-    }
+    };
+    answer.set(Some(facts));
 }
 
 /// close_notify, then read until the server closes too: dropping a socket

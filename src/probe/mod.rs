@@ -14,9 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
 
-use crate::facts::{
-    DirectTlsFacts, Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage,
-};
+use crate::facts::{Facts, PlaintextFacts, PlaintextOutcome, SessionFacts, SessionFailure, Stage};
 use crate::target::{SslNegotiation, Target};
 use crate::tls::{ClientIdentity, TrustStore};
 
@@ -40,58 +38,52 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
-    let (session, plaintext, direct_tls) =
-        match tokio::time::timeout(remaining, resolve(&plan.target)).await {
-            Ok(Ok(addrs)) => {
-                let budget = plan.deadline.saturating_duration_since(Instant::now());
-                let plaintext = async {
-                    if plan.plaintext_check {
-                        let limit = budget_with(plan.target.connect_timeout, budget);
-                        Some(plaintext::probe(&plan.target, &addrs, limit).await)
-                    } else {
-                        None
-                    }
-                };
-                // A direct session answers the question itself: no extra connection.
-                let separate =
-                    plan.direct_tls_check && plan.target.sslnegotiation == SslNegotiation::Postgres;
-                let direct = async {
-                    if separate {
-                        Some(direct::probe(plan, &addrs, budget).await)
-                    } else {
-                        None
-                    }
-                };
-                let (session, plaintext, direct) =
-                    tokio::join!(session::probe(plan, &addrs, budget), plaintext, direct);
-                let direct = direct.or_else(|| {
-                    plan.direct_tls_check.then(|| {
-                        session.direct_tls.clone().unwrap_or_else(|| {
-                            direct::undecided(
-                                "the session stopped before its direct TLS handshake".into(),
-                            )
-                        })
-                    })
-                });
-                (session, plaintext, direct)
+    let mut direct_tls = None;
+    let (session, plaintext) = match tokio::time::timeout(remaining, resolve(&plan.target)).await {
+        Ok(Ok(addrs)) => {
+            let budget = plan.deadline.saturating_duration_since(Instant::now());
+            let plaintext = async {
+                if plan.plaintext_check {
+                    let limit = budget_with(plan.target.connect_timeout, budget);
+                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
+                } else {
+                    None
+                }
+            };
+            let main = async { tokio::join!(session::probe(plan, &addrs, budget), plaintext) };
+            // A direct session answers the question itself: no extra connection.
+            if plan.direct_tls_check && plan.target.sslnegotiation == SslNegotiation::Postgres {
+                let (main, direct) = direct::alongside(plan, &addrs, budget, main).await;
+                direct_tls = Some(direct);
+                main
+            } else {
+                let (session, plaintext) = main.await;
+                direct_tls = session.direct_tls.clone();
+                (session, plaintext)
             }
-            Ok(Err(detail)) => unresolved(
+        }
+        Ok(Err(detail)) => unresolved(
+            plan,
+            SessionFailure::Resolve {
+                detail: detail.clone(),
+            },
+            PlaintextOutcome::Unreachable { detail },
+        ),
+        Err(_) => {
+            let after_ms = elapsed_ms(start);
+            let stage = Stage::Resolve;
+            unresolved(
                 plan,
-                SessionFailure::Resolve {
-                    detail: detail.clone(),
-                },
-                PlaintextOutcome::Unreachable { detail },
-            ),
-            Err(_) => {
-                let after_ms = elapsed_ms(start);
-                let stage = Stage::Resolve;
-                unresolved(
-                    plan,
-                    SessionFailure::Timeout { stage, after_ms },
-                    PlaintextOutcome::Timeout { stage, after_ms },
-                )
-            }
-        };
+                SessionFailure::Timeout { stage, after_ms },
+                PlaintextOutcome::Timeout { stage, after_ms },
+            )
+        }
+    };
+    let direct_tls = plan.direct_tls_check.then(|| {
+        direct_tls.unwrap_or_else(|| {
+            direct::undecided("the checks stopped before a direct TLS handshake".into())
+        })
+    });
     Facts {
         session,
         plaintext,
@@ -105,7 +97,7 @@ fn unresolved(
     plan: &Plan,
     failure: SessionFailure,
     outcome: PlaintextOutcome,
-) -> (SessionFacts, Option<PlaintextFacts>, Option<DirectTlsFacts>) {
+) -> (SessionFacts, Option<PlaintextFacts>) {
     let session = SessionFacts {
         failure: Some(failure),
         ..SessionFacts::default()
@@ -114,10 +106,7 @@ fn unresolved(
         outcome,
         seconds: 0.0,
     });
-    let direct_tls = plan
-        .direct_tls_check
-        .then(|| direct::undecided("the host name could not be resolved".into()));
-    (session, plaintext, direct_tls)
+    (session, plaintext)
 }
 
 /// Addresses to dial: `hostaddr` when given (no lookup), else the host's.
