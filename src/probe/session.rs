@@ -144,7 +144,7 @@ async fn login(
     let (client, connection) = pg
         .connect_raw(Established(session), AlreadyEstablished)
         .await
-        .map_err(|e| connect_failure(&e, recorder))?;
+        .map_err(|e| connect_failure(&e))?;
     let connection = tokio::spawn(async move {
         // The session ends when the client is dropped; its outcome is not a finding.
         let _ = connection.await;
@@ -194,25 +194,19 @@ async fn ssl_request(stream: &mut TcpStream) -> Result<(), SessionFailure> {
     }
 }
 
-/// Names what went wrong during TLS or login.
-fn connect_failure(e: &tokio_postgres::Error, recorder: &Recorder) -> SessionFailure {
-    if let Some(Err(problem)) = recorder.facts().libpq {
-        return SessionFailure::Certificate { problem };
-    }
-    if let Some(db) = e.as_db_error() {
-        return SessionFailure::Login {
+/// Names what went wrong during login. TLS is already up here, so an error
+/// without SQLSTATE is the server ending the session (e.g. a TLS 1.3 alert
+/// refusing the client certificate, which arrives after the handshake).
+fn connect_failure(e: &tokio_postgres::Error) -> SessionFailure {
+    match e.as_db_error() {
+        Some(db) => SessionFailure::Login {
             sqlstate: Some(db.code().code().to_string()),
             detail: db.message().to_string(),
-        };
-    }
-    let detail = handshake::error_chain(e);
-    if recorder.progress() < HandshakeProgress::Verified {
-        SessionFailure::Tls { detail }
-    } else {
-        SessionFailure::Login {
+        },
+        None => SessionFailure::Login {
             sqlstate: None,
-            detail,
-        }
+            detail: handshake::error_chain(e),
+        },
     }
 }
 
