@@ -149,3 +149,37 @@ fn pg17_article_setup_and_direct_tls() {
 fn pg18_article_setup_and_direct_tls() {
     check_major(18, true);
 }
+
+/// PostgreSQL 17 with `ssl = off` closes on a direct ClientHello just as an
+/// old server does: the session fails with the same reason and the check
+/// says "not supported" (both negotiations fail; TLS is off).
+#[test]
+fn pg17_with_ssl_off_refuses_direct_tls() {
+    if pg::require_major(17).is_none() {
+        return;
+    }
+    let ca = Ca::root("pg-tls-probe matrix CA");
+    let leaf = ca.server(&["localhost"], Validity::normal());
+    let mut spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
+        ca_pem: ca.cert_pem.clone(),
+    })
+    .on_major(17);
+    spec.ssl = false;
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    let out = Probe::server(&server, &root)
+        .args(["--sslnegotiation", "direct", "--skip-plaintext-check"])
+        .run();
+    out.expect_exit(2)
+        .expect_failure("tls")
+        .expect_at("/direct_tls/supported", false);
+    let reason = out.at("/failure/detail").as_str().unwrap_or_default();
+    assert!(
+        reason.ends_with("PostgreSQL 17 or later, with ssl = on"),
+        "{reason}"
+    );
+}

@@ -47,7 +47,7 @@ impl HandshakeError {
         match (self, negotiation) {
             (HandshakeError::ClosedBeforeReply(_), SslNegotiation::Direct) => {
                 "server closed the connection during the TLS handshake: \
-                 direct TLS needs PostgreSQL 17 or later"
+                 direct TLS needs PostgreSQL 17 or later, with ssl = on"
                     .to_string()
             }
             (HandshakeError::ClosedBeforeReply(e), SslNegotiation::Postgres) => {

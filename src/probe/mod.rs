@@ -81,7 +81,7 @@ pub async fn run_all(plan: &Plan) -> Facts {
     };
     let direct_tls = plan.direct_tls_check.then(|| {
         direct_tls.unwrap_or_else(|| {
-            direct::undecided("the checks stopped before a direct TLS handshake".into())
+            direct::undecided("no direct TLS handshake took place or finished".into())
         })
     });
     Facts {
