@@ -204,3 +204,39 @@ pub fn undecided(detail: String) -> DirectTlsFacts {
         detail: format!("undecided: {detail}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    fn supported(error: Option<HandshakeError>) -> Option<bool> {
+        judge(error.as_ref(), &Recorder::default()).supported
+    }
+
+    fn tls_error(e: rustls::Error) -> HandshakeError {
+        HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn each_outcome_decides_or_not() {
+        assert_eq!(supported(None), Some(true));
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            supported(Some(HandshakeError::ClosedBeforeReply(eof))),
+            Some(false)
+        );
+        assert_eq!(supported(Some(HandshakeError::NoAlpn)), Some(false));
+        // Not TLS at all in reply to the ClientHello.
+        let garbage = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(supported(Some(tls_error(garbage))), Some(false));
+        // TLS, but refused for a reason that says nothing about support.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(supported(Some(tls_error(alert))), None);
+        let reset = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let facts = judge(Some(&HandshakeError::Failed(reset)), &Recorder::default());
+        assert_eq!(facts.supported, None);
+        assert!(facts.detail.starts_with("undecided: "), "{}", facts.detail);
+    }
+}
