@@ -177,8 +177,8 @@ pub fn require_major(major: u32) -> Option<&'static PgBins> {
         .or_insert_with(|| find_major(major));
     if found.is_none() {
         let msg = format!(
-            "PostgreSQL {major} not found (not PG_BINDIR, /usr/lib/postgresql/{major}/bin \
-             or {}/{major}/bin); run scripts/fetch-postgres.sh to fetch it",
+            "PostgreSQL {major} not found in PG_BINDIR, /usr/lib/postgresql/{major}/bin \
+             or {}/{major}/bin; run scripts/fetch-postgres.sh to fetch it",
             fetched_root().display()
         );
         if std::env::var("CI").as_deref() == Ok("true") {
