@@ -76,18 +76,19 @@ fn sslrequest_path_offers_alpn_too() {
     );
 }
 
-/// A TLS endpoint (a generic terminator, not PostgreSQL 17) that completes
-/// a direct handshake without selecting ALPN: refused, as libpq refuses it.
-#[test]
-fn direct_without_alpn_is_refused() {
-    let ca = Ca::root("no-ALPN CA");
+/// A TLS endpoint for `localhost` selecting only from `alpn` (a generic
+/// terminator, not PostgreSQL 17) and serving one connection: its port, its
+/// CA's root file, and the thread, which returns the ALPN protocol the
+/// handshake ended with (`None` when the handshake failed).
+fn tls_endpoint(alpn: &[&[u8]]) -> (u16, tempfile::NamedTempFile, Endpoint) {
+    let ca = Ca::root("direct TLS endpoint CA");
     let leaf = ca.server(&["localhost", "127.0.0.1"], Validity::normal());
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
             .expect("leaf PEM");
     let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key PEM");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
@@ -95,9 +96,10 @@ fn direct_without_alpn_is_refused() {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .expect("server certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
-    // Serves the one connection the probe makes, then closes cleanly.
+    // The probe makes exactly one connection (the session answers for direct_tls).
     let server = std::thread::spawn(move || {
         let (mut tcp, _) = listener.accept().expect("accept");
         let mut tls = rustls::ServerConnection::new(Arc::new(config)).expect("server session");
@@ -113,6 +115,15 @@ fn direct_without_alpn_is_refused() {
     });
     let root = tempfile::NamedTempFile::new().expect("temp root file");
     std::fs::write(root.path(), &ca.cert_pem).expect("write root");
+    (port, root, server)
+}
+
+/// The endpoint's thread: `Some(selected ALPN)` after a completed handshake.
+type Endpoint = std::thread::JoinHandle<Option<Option<Vec<u8>>>>;
+
+/// `--sslnegotiation direct` against a TLS endpoint, with a password that
+/// must never be sent: refused, CRITICAL, "not supported".
+fn probe_direct(port: u16, root: &tempfile::NamedTempFile) -> crate::util::Outcome {
     let out = Probe::port(port)
         .env("PGHOST", "localhost")
         .env("PGSSLROOTCERT", root.path().display().to_string())
@@ -123,6 +134,15 @@ fn direct_without_alpn_is_refused() {
         .expect_failure("tls")
         .expect_at("/direct_tls/supported", false)
         .expect_absent("never-sent-Zq7");
+    out
+}
+
+/// A handshake that completes without selecting ALPN: refused, as libpq
+/// refuses it.
+#[test]
+fn direct_without_alpn_is_refused() {
+    let (port, root, server) = tls_endpoint(&[]);
+    let out = probe_direct(port, &root);
     let reason = out.at("/failure/detail").as_str().unwrap_or_default();
     assert!(
         reason.contains("without ALPN"),
@@ -134,6 +154,21 @@ fn direct_without_alpn_is_refused() {
         Some(None),
         "handshake completed with no ALPN selected"
     );
+}
+
+/// An endpoint for another protocol refuses ALPN `postgresql` with an
+/// alert: not PostgreSQL 17+, and no session.
+#[test]
+fn direct_to_another_alpn_protocol_is_refused() {
+    let (port, root, server) = tls_endpoint(&[b"http/1.1"]);
+    let out = probe_direct(port, &root);
+    let reason = out.at("/direct_tls/detail").as_str().unwrap_or_default();
+    assert!(
+        reason.contains("refused ALPN"),
+        "{reason}\n{}",
+        out.context()
+    );
+    assert_eq!(server.join().expect("server thread"), None);
 }
 
 /// Bad values are usage errors, like every other bad keyword.

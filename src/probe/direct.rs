@@ -190,6 +190,12 @@ fn failed(e: &std::io::Error, recorder: &Recorder) -> (Option<bool>, String) {
                 "server answered a direct TLS ClientHello with something that is not TLS: {text}"
             ),
         ),
+        // TLS spoken directly, but not PostgreSQL's protocol.
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => (
+            Some(false),
+            "server answers TLS directly but refused ALPN \"postgresql\" (not PostgreSQL 17+)"
+                .to_string(),
+        ),
         _ => (
             None,
             format!("undecided: direct TLS handshake failed: {text}"),
@@ -231,6 +237,9 @@ mod tests {
         // Not TLS at all in reply to the ClientHello.
         let garbage = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
         assert_eq!(supported(Some(tls_error(garbage))), Some(false));
+        let other_protocol =
+            rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol);
+        assert_eq!(supported(Some(tls_error(other_protocol))), Some(false));
         // TLS, but refused for a reason that says nothing about support.
         let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
         assert_eq!(supported(Some(tls_error(alert))), None);
