@@ -80,6 +80,11 @@ pub struct Args {
     #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
     pub min_tls_version: String,
 
+    /// How TLS starts: postgres (SSLRequest first, the default) or direct
+    /// (PostgreSQL 17+: TLS at once, ALPN "postgresql"). As libpq's sslnegotiation.
+    #[arg(long, value_name = "MODE")]
+    pub sslnegotiation: Option<String>,
+
     /// Do not check that the server rejects a plaintext connection.
     #[arg(long)]
     pub skip_plaintext_check: bool,

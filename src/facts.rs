@@ -194,6 +194,8 @@ pub struct SessionFacts {
     pub failure: Option<SessionFailure>,
     /// The server-side audit (`--audit`), run over this session after login.
     pub audit: Option<audit::AuditFacts>,
+    /// What the session's own handshake showed about direct TLS, when it used it.
+    pub direct_tls: Option<DirectTlsFacts>,
 }
 
 /// Authentication method a server asked for.
@@ -262,12 +264,24 @@ pub struct PlaintextFacts {
     pub seconds: f64,
 }
 
+/// Whether the server speaks PostgreSQL 17's direct TLS: a ClientHello as
+/// the first bytes, answered with a handshake selecting ALPN `postgresql`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectTlsFacts {
+    /// `None` when undecided (unreachable, timed out, handshake stopped at
+    /// the certificate).
+    pub supported: Option<bool>,
+    pub detail: String,
+}
+
 /// All facts from one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
     pub session: SessionFacts,
     /// None when the plaintext check was skipped.
     pub plaintext: Option<PlaintextFacts>,
+    /// None when the direct-TLS check was not asked for.
+    pub direct_tls: Option<DirectTlsFacts>,
     /// Wall time of the whole probe phase, seconds.
     pub total_seconds: f64,
     /// Seconds since the Unix epoch when the probe ran (for days-left).

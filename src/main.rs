@@ -144,6 +144,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         port: args.port.clone(),
         username: args.username.clone(),
         dbname: args.dbname.clone(),
+        sslnegotiation: args.sslnegotiation.clone(),
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let os_user = std::env::var("USER")
@@ -173,6 +174,8 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
             Scan::Full => Some(facts::ScanLevel::Full),
         },
         audit: args.audit,
+        // A capability probe like the scan: skipped with --scan none.
+        direct_tls_check: args.scan != Scan::None,
     };
     let thresholds = Thresholds {
         warning_days: args.warning_days,

@@ -15,6 +15,14 @@ mod live;
 // server that asks for a cleartext password.
 mod fakes;
 
+// PostgreSQL 12, 15, 17 and 18 (scripts/fetch-postgres.sh): the article's
+// setup, pg_stat_ssl, plaintext rejected, direct TLS where the server has it.
+mod matrix;
+
+// sslnegotiation=direct on the wire: ClientHello first, ALPN offered on
+// both paths, a TLS peer without ALPN refused, bad values refused.
+mod direct;
+
 // Usage errors (UNKNOWN, exit 3, in the requested format), --help, --version
 // and passwords kept out of every output.
 mod cli;

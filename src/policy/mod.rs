@@ -5,6 +5,7 @@
 //! rather than reported twice: the failure that stopped it is the finding.
 
 pub mod audit;
+mod direct;
 pub mod scan;
 
 use serde::Serialize;
@@ -154,6 +155,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
     if let Some(s) = &facts.scan {
         findings.extend(scan::findings(s, &thresholds));
     }
+    findings.extend(facts.direct_tls.as_ref().map(direct::finding));
     if target.sslmode == SslMode::VerifyCa {
         findings.push(Finding {
             name: "sslmode",
@@ -532,7 +534,7 @@ pub fn date(unix: i64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::facts::{AuthRequest, Stage};
-    use crate::target::{ChannelBinding, RootCerts};
+    use crate::target::{ChannelBinding, RootCerts, SslNegotiation};
 
     pub const NOW: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;
@@ -571,6 +573,7 @@ pub(crate) mod tests {
             channel_binding: ChannelBinding::Prefer,
             connect_timeout: None,
             application_name: "pg-tls-probe".into(),
+            sslnegotiation: SslNegotiation::Postgres,
             notes: vec![],
         }
     }
@@ -600,6 +603,7 @@ pub(crate) mod tests {
                 connect_seconds: Some(0.004),
                 failure: None,
                 audit: None,
+                direct_tls: None,
             },
             plaintext: Some(PlaintextFacts {
                 outcome: PlaintextOutcome::Error {
@@ -609,6 +613,7 @@ pub(crate) mod tests {
                 },
                 seconds: 0.002,
             }),
+            direct_tls: None,
             total_seconds: 0.005,
             now: NOW,
             scan: None,

@@ -5,6 +5,8 @@
 //! shared, so the checks start their TCP connects at the same moment.
 
 mod audit;
+mod direct;
+mod handshake;
 mod plaintext;
 mod scan;
 mod session;
@@ -18,7 +20,7 @@ use crate::facts::{
     Facts, PlaintextFacts, PlaintextOutcome, ScanFacts, ScanLevel, SessionFacts, SessionFailure,
     Stage,
 };
-use crate::target::Target;
+use crate::target::{SslNegotiation, Target};
 use crate::tls::{ClientIdentity, TrustStore};
 
 /// Everything the probes need, validated before any network I/O.
@@ -34,6 +36,9 @@ pub struct Plan {
     pub scan: Option<ScanLevel>,
     /// Run the server-side audit over the verify-full session (`--audit`).
     pub audit: bool,
+    /// Report whether the server speaks direct TLS (a separate connection,
+    /// unless the session itself negotiates directly).
+    pub direct_tls_check: bool,
 }
 
 pub async fn run_all(plan: &Plan) -> Facts {
@@ -43,6 +48,7 @@ pub async fn run_all(plan: &Plan) -> Facts {
         .map_or(0, |d| d.as_secs() as i64);
     let remaining = plan.deadline.saturating_duration_since(start);
     let resolved = tokio::time::timeout(remaining, resolve(&plan.target)).await;
+    let mut direct_tls = None;
     let (session, plaintext, scan) = match resolved {
         Ok(Ok(addrs)) => {
             let budget = plan.deadline.saturating_duration_since(Instant::now());
@@ -61,7 +67,18 @@ pub async fn run_all(plan: &Plan) -> Facts {
                     None => None,
                 }
             };
-            tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan)
+            let main =
+                async { tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan) };
+            // A direct session answers the question itself: no extra connection.
+            if plan.direct_tls_check && plan.target.sslnegotiation == SslNegotiation::Postgres {
+                let (main, direct) = direct::alongside(plan, &addrs, budget, main).await;
+                direct_tls = Some(direct);
+                main
+            } else {
+                let (session, plaintext, scan) = main.await;
+                direct_tls = session.direct_tls.clone();
+                (session, plaintext, scan)
+            }
         }
         Ok(Err(detail)) => unresolved(
             plan,
@@ -80,9 +97,15 @@ pub async fn run_all(plan: &Plan) -> Facts {
             )
         }
     };
+    let direct_tls = plan.direct_tls_check.then(|| {
+        direct_tls.unwrap_or_else(|| {
+            direct::undecided("no direct TLS handshake took place or finished".into())
+        })
+    });
     Facts {
         session,
         plaintext,
+        direct_tls,
         total_seconds: start.elapsed().as_secs_f64(),
         now,
         scan,

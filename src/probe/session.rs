@@ -3,8 +3,10 @@
 //!
 //! The SSLRequest is sent here rather than by tokio-postgres so that the
 //! server's one-byte answer is read exactly (no buffer stuffing, no
-//! unauthenticated error text shown) and the failing stage can be named;
-//! tokio-postgres then starts TLS directly on the answered socket.
+//! unauthenticated error text shown) and the failing stage can be named.
+//! With `sslnegotiation=direct` there is no SSLRequest: TLS starts at once.
+//! Either way the handshake is ours (handshake.rs, for the ALPN check) and
+//! tokio-postgres logs in over the established session.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -14,14 +16,15 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_postgres::config::{ChannelBinding as PgChannelBinding, SslMode, SslNegotiation};
-use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::config::{
+    ChannelBinding as PgChannelBinding, SslMode, SslNegotiation as PgSslNegotiation,
+};
 use tokio_postgres::SimpleQueryMessage;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::handshake::{self, AlreadyEstablished, Established};
 use super::{budget_with, connect_any, elapsed_ms, plaintext::hex_prefix, Plan};
-use crate::facts::{PgStatSsl, SessionFacts, SessionFailure, Stage};
-use crate::target::ChannelBinding;
+use crate::facts::{DirectTlsFacts, PgStatSsl, SessionFacts, SessionFailure, Stage};
+use crate::target::{ChannelBinding, SslNegotiation};
 use crate::tls::{self, HandshakeProgress, Recorder};
 
 /// One round trip, whatever the server version: `s.*` carries exactly the
@@ -51,12 +54,15 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
         }
     };
     let stage = Cell::new(Stage::TcpConnect);
+    let mut direct_tls = None;
     let login_limit = budget_with(target.connect_timeout, budget);
     let result = async {
-        let (client, connection) =
-            tokio::time::timeout(login_limit, login(plan, addrs, config, &recorder, &stage))
-                .await
-                .map_err(|_| timed_out(&stage, &recorder, start))??;
+        let (client, connection) = tokio::time::timeout(
+            login_limit,
+            login(plan, addrs, config, &recorder, &stage, &mut direct_tls),
+        )
+        .await
+        .map_err(|_| timed_out(&stage, &recorder, start))??;
         facts.connect_seconds = Some(start.elapsed().as_secs_f64());
         stage.set(Stage::Query);
         let rest = budget.saturating_sub(start.elapsed());
@@ -65,7 +71,7 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
             .map_err(|_| timed_out(&stage, &recorder, start))?
             .map_err(|e| SessionFailure::Query {
                 sqlstate: e.code().map(|c| c.code().to_string()),
-                detail: error_text(&e),
+                detail: handshake::error_chain(&e),
             })?;
         let read = read_stat_ssl(&rows, &mut facts);
         // Only a verified, logged-in session reaches this point.
@@ -83,23 +89,77 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
     .await;
     facts.failure = result.err();
     facts.chain = recorder.facts();
+    facts.direct_tls = direct_tls;
     facts
 }
 
-/// TCP connect, SSLRequest, TLS handshake and authentication.
+/// TCP connect, SSLRequest (unless direct), TLS handshake and authentication.
 async fn login(
     plan: &Plan,
     addrs: &[SocketAddr],
     config: rustls::ClientConfig,
     recorder: &Recorder,
     stage: &Cell<Stage>,
+    direct_tls: &mut Option<DirectTlsFacts>,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), SessionFailure> {
     let target = &plan.target;
     let mut stream = connect_any(addrs)
         .await
         .map_err(|detail| SessionFailure::Connect { detail })?;
 
-    stage.set(Stage::SslRequest);
+    if target.sslnegotiation == SslNegotiation::Postgres {
+        stage.set(Stage::SslRequest);
+        ssl_request(&mut stream).await?;
+    }
+
+    stage.set(Stage::TlsHandshake);
+    let negotiated = handshake::connect(
+        config,
+        &target.host,
+        stream,
+        target.sslnegotiation,
+        recorder,
+    )
+    .await;
+    if target.sslnegotiation == SslNegotiation::Direct {
+        *direct_tls = Some(super::direct::judge(negotiated.as_ref().err(), recorder));
+    }
+    let session = negotiated.map_err(|e| match recorder.facts().libpq {
+        Some(Err(problem)) => SessionFailure::Certificate { problem },
+        _ => SessionFailure::Tls {
+            detail: e.describe(target.sslnegotiation),
+        },
+    })?;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&target.host)
+        .port(target.port)
+        .user(&target.user)
+        .dbname(&target.dbname)
+        .application_name(&target.application_name)
+        .ssl_mode(SslMode::Require)
+        // TLS is already up (see handshake.rs): tokio-postgres sends no SSLRequest.
+        .ssl_negotiation(PgSslNegotiation::Direct)
+        .channel_binding(match target.channel_binding {
+            ChannelBinding::Disable => PgChannelBinding::Disable,
+            ChannelBinding::Prefer => PgChannelBinding::Prefer,
+            ChannelBinding::Require => PgChannelBinding::Require,
+        });
+    if let Some(password) = &target.password {
+        pg.password(password.0.as_bytes());
+    }
+    let (client, connection) = pg
+        .connect_raw(Established(session), AlreadyEstablished)
+        .await
+        .map_err(|e| connect_failure(&e))?;
+    let connection = tokio::spawn(async move {
+        // The session ends when the client is dropped; its outcome is not a finding.
+        let _ = connection.await;
+    });
+    Ok((client, connection))
+}
+
+/// Sends the SSLRequest and reads the answer: 'S' lets TLS start.
+async fn ssl_request(stream: &mut TcpStream) -> Result<(), SessionFailure> {
     let mut buf = BytesMut::new();
     frontend::ssl_request(&mut buf);
     stream
@@ -125,76 +185,34 @@ async fn login(
         }
     }
     match answer[0] {
-        b'S' => {}
-        b'N' => return Err(SessionFailure::TlsRefused),
+        b'S' => Ok(()),
+        b'N' => Err(SessionFailure::TlsRefused),
         // An error here is unauthenticated text; it is not shown (CVE-2024-10977).
-        b'E' => {
-            return Err(SessionFailure::Tls {
-                detail: "server answered the SSLRequest with an error instead of 'S' or 'N'".into(),
-            })
-        }
-        _ => {
-            return Err(SessionFailure::NotPostgres {
-                detail: format!(
-                    "reply to SSLRequest was {}, not 'S' or 'N'",
-                    hex_prefix(&answer)
-                ),
-            })
-        }
+        b'E' => Err(SessionFailure::Tls {
+            detail: "server answered the SSLRequest with an error instead of 'S' or 'N'".into(),
+        }),
+        _ => Err(SessionFailure::NotPostgres {
+            detail: format!(
+                "reply to SSLRequest was {}, not 'S' or 'N'",
+                hex_prefix(&answer)
+            ),
+        }),
     }
-
-    stage.set(Stage::TlsHandshake);
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(&target.host)
-        .port(target.port)
-        .user(&target.user)
-        .dbname(&target.dbname)
-        .application_name(&target.application_name)
-        .ssl_mode(SslMode::Require)
-        // The SSLRequest was answered above: start TLS on the socket at once.
-        .ssl_negotiation(SslNegotiation::Direct)
-        .channel_binding(match target.channel_binding {
-            ChannelBinding::Disable => PgChannelBinding::Disable,
-            ChannelBinding::Prefer => PgChannelBinding::Prefer,
-            ChannelBinding::Require => PgChannelBinding::Require,
-        });
-    if let Some(password) = &target.password {
-        pg.password(password.0.as_bytes());
-    }
-    let Ok(tls) = <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::make_tls_connect(
-        &mut MakeRustlsConnect::new(config),
-        &tls::connector_name(&target.host),
-    );
-    let (client, connection) = pg
-        .connect_raw(stream, tls)
-        .await
-        .map_err(|e| connect_failure(&e, recorder))?;
-    let connection = tokio::spawn(async move {
-        // The session ends when the client is dropped; its outcome is not a finding.
-        let _ = connection.await;
-    });
-    Ok((client, connection))
 }
 
-/// Names what went wrong during TLS or login.
-fn connect_failure(e: &tokio_postgres::Error, recorder: &Recorder) -> SessionFailure {
-    if let Some(Err(problem)) = recorder.facts().libpq {
-        return SessionFailure::Certificate { problem };
-    }
-    if let Some(db) = e.as_db_error() {
-        return SessionFailure::Login {
+/// Names what went wrong during login. TLS is already up here, so an error
+/// without SQLSTATE is the server ending the session (e.g. a TLS 1.3 alert
+/// refusing the client certificate, which arrives after the handshake).
+fn connect_failure(e: &tokio_postgres::Error) -> SessionFailure {
+    match e.as_db_error() {
+        Some(db) => SessionFailure::Login {
             sqlstate: Some(db.code().code().to_string()),
             detail: db.message().to_string(),
-        };
-    }
-    let detail = error_text(e);
-    if recorder.progress() < HandshakeProgress::Verified {
-        SessionFailure::Tls { detail }
-    } else {
-        SessionFailure::Login {
+        },
+        None => SessionFailure::Login {
             sqlstate: None,
-            detail,
-        }
+            detail: handshake::error_chain(e),
+        },
     }
 }
 
@@ -207,20 +225,6 @@ fn timed_out(stage: &Cell<Stage>, recorder: &Recorder, start: Instant) -> Sessio
         stage,
         after_ms: elapsed_ms(start),
     }
-}
-
-/// The error and its causes, without repeating a cause already in the text.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn read_stat_ssl(

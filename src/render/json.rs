@@ -18,6 +18,7 @@ pub fn render(report: &Report) -> String {
         "tls": facts.and_then(tls),
         "certificate": facts.and_then(|f| certificate(&f.session.chain, report)),
         "plaintext": facts.map(|f| &f.plaintext),
+        "direct_tls": facts.and_then(|f| f.direct_tls.as_ref()),
         "failure": facts.map(|f| &f.session.failure),
         "timings": facts.map(timings),
         "scan": facts.and_then(|f| f.scan.as_ref()),
@@ -47,6 +48,7 @@ fn target(t: &Target) -> Value {
         "sslcert": t.sslcert.as_ref().map(|p| p.display().to_string()),
         "channel_binding": t.channel_binding,
         "application_name": t.application_name,
+        "sslnegotiation": t.sslnegotiation,
         "notes": t.notes,
     })
 }

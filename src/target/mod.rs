@@ -36,6 +36,16 @@ impl SslMode {
     }
 }
 
+/// libpq's `sslnegotiation`: how TLS starts on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslNegotiation {
+    /// SSLRequest first, TLS after the server's 'S' (every version; the default).
+    Postgres,
+    /// TLS from the first byte, ALPN `postgresql` (PostgreSQL 17 and later).
+    Direct,
+}
+
 /// Where trusted CA certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootCerts {
@@ -83,6 +93,7 @@ pub struct Target {
     /// libpq `connect_timeout`: bounds each connection attempt, connect to login.
     pub connect_timeout: Option<Duration>,
     pub application_name: String,
+    pub sslnegotiation: SslNegotiation,
     /// What was ignored or assumed on the way (ignored keywords, a password
     /// file skipped for its permissions, default host or certificates), for
     /// the report: no silent surprises, no printing from here.
@@ -97,6 +108,8 @@ pub struct Flags {
     pub port: Option<String>,
     pub username: Option<String>,
     pub dbname: Option<String>,
+    /// `--sslnegotiation`.
+    pub sslnegotiation: Option<String>,
 }
 
 /// Inputs could not be turned into a target: exit UNKNOWN with this reason.
@@ -178,6 +191,7 @@ fn split_flags<'f>(
         port: owned(non_empty(flags.port.as_deref())),
         user: owned(non_empty(flags.username.as_deref())),
         dbname: owned(d_db.or(pos_db)),
+        sslnegotiation: owned(non_empty(flags.sslnegotiation.as_deref())),
         ..Params::default()
     };
     Ok((pos_cs.or(d_cs), params))
@@ -193,7 +207,7 @@ fn finish(
     os_user: &str,
     mut notes: Vec<String>,
 ) -> Result<Target, UsageError> {
-    check_sslnegotiation(p.sslnegotiation.as_deref())?;
+    let sslnegotiation = parse_sslnegotiation(p.sslnegotiation.as_deref())?;
     let sslmode = parse_sslmode(p.sslmode.as_deref())?;
     let hostaddr = parse_hostaddr(non_empty(p.hostaddr.as_deref()))?;
     let (host, hostaddr) =
@@ -248,6 +262,7 @@ fn finish(
         channel_binding,
         connect_timeout,
         application_name,
+        sslnegotiation,
         notes,
     })
 }
@@ -272,15 +287,14 @@ fn parse_sslmode(value: Option<&str>) -> Result<SslMode, UsageError> {
     }
 }
 
-/// Only the classic SSLRequest negotiation is implemented so far.
-fn check_sslnegotiation(value: Option<&str>) -> Result<(), UsageError> {
-    match value {
-        None | Some("postgres") => Ok(()),
-        Some("direct") => Err(UsageError(
-            "sslnegotiation=direct is not supported yet (direct TLS comes later); use sslnegotiation=postgres"
-                .to_string(),
-        )),
-        Some(other) => Err(UsageError(format!(
+/// libpq allows `direct` only with sslmode `require` or stronger; every
+/// sslmode this probe accepts (verify-ca, verify-full) is, so the weaker
+/// combinations are already refused by [`parse_sslmode`].
+fn parse_sslnegotiation(value: Option<&str>) -> Result<SslNegotiation, UsageError> {
+    match value.unwrap_or("postgres") {
+        "postgres" => Ok(SslNegotiation::Postgres),
+        "direct" => Ok(SslNegotiation::Direct),
+        other => Err(UsageError(format!(
             "invalid sslnegotiation value: \"{other}\""
         ))),
     }
@@ -968,15 +982,56 @@ mod tests {
 
     #[test]
     fn sslnegotiation() {
-        assert!(ok(conninfo("sslnegotiation=postgres"), &[]).notes.len() == 1);
-        let e = err(conninfo("sslnegotiation=direct"), &[]);
-        assert!(e.contains("direct TLS comes later"), "{e}");
-        let e = err(Flags::default(), &[("PGSSLNEGOTIATION", "direct")]);
-        assert!(e.contains("direct TLS comes later"), "{e}");
+        let t = ok(conninfo("sslnegotiation=postgres"), &[]);
+        assert_eq!(t.sslnegotiation, SslNegotiation::Postgres);
+        assert_eq!(
+            ok(Flags::default(), &[]).sslnegotiation,
+            SslNegotiation::Postgres
+        );
+        let direct = |flags, env: &[(&str, &str)]| ok(flags, env).sslnegotiation;
+        assert_eq!(
+            direct(conninfo("sslnegotiation=direct"), &[]),
+            SslNegotiation::Direct
+        );
+        assert_eq!(
+            direct(conninfo("postgresql://db/?sslnegotiation=direct"), &[]),
+            SslNegotiation::Direct
+        );
+        assert_eq!(
+            direct(Flags::default(), &[("PGSSLNEGOTIATION", "direct")]),
+            SslNegotiation::Direct
+        );
+        // Flag over connection string over environment.
+        let flag = |value: &str, cs: &str| Flags {
+            sslnegotiation: Some(value.to_string()),
+            ..conninfo(cs)
+        };
+        assert_eq!(
+            direct(flag("postgres", "sslnegotiation=direct"), &[]),
+            SslNegotiation::Postgres
+        );
+        assert_eq!(
+            direct(
+                conninfo("sslnegotiation=postgres"),
+                &[("PGSSLNEGOTIATION", "direct")]
+            ),
+            SslNegotiation::Postgres
+        );
+        assert_eq!(
+            direct(flag("direct", ""), &[("PGSSLNEGOTIATION", "postgres")]),
+            SslNegotiation::Direct
+        );
         assert_eq!(
             err(conninfo("sslnegotiation=x"), &[]),
             "invalid sslnegotiation value: \"x\""
         );
+        assert_eq!(
+            err(flag("Direct", ""), &[]),
+            "invalid sslnegotiation value: \"Direct\""
+        );
+        // libpq: direct needs sslmode require or stronger; weaker ones are refused anyway.
+        let e = err(conninfo("sslnegotiation=direct sslmode=prefer"), &[]);
+        assert!(e.starts_with("sslmode=prefer"), "{e}");
     }
 
     fn write_pgpass(path: &Path, contents: &str, mode: u32) {

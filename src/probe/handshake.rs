@@ -1,0 +1,193 @@
+//! The TLS handshake on a PostgreSQL connection, done by the probe itself
+//! and then handed to tokio-postgres as an established session.
+//!
+//! Doing it here (rather than inside tokio-postgres-rustls) is what lets the
+//! probe see the negotiated ALPN protocol, which libpq 17 checks and
+//! tokio-postgres does not expose. Used by the verify-full session in both
+//! negotiation modes and by the direct-TLS capability check.
+//!
+//! ALPN follows libpq 17 on both paths: `postgresql` is offered after an
+//! SSLRequest too (servers up to 16 ignore the extension), a server that
+//! selects any other protocol is refused (rustls itself refuses a protocol
+//! that was not offered), and with direct negotiation a server that selects
+//! none is refused as well, because PostgreSQL 17 always selects it and
+//! anything else answering a bare ClientHello on the port is not PostgreSQL.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_postgres::tls::{ChannelBinding, TlsConnect};
+use tokio_rustls::client::TlsStream;
+
+use crate::target::SslNegotiation;
+use crate::tls::{self, HandshakeProgress, Recorder};
+
+/// The IANA ALPN identifier PostgreSQL 17 registered for its protocol.
+pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
+
+/// Why the handshake did not produce a usable session.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The server ended the connection before sending anything of its
+    /// handshake: what PostgreSQL 16 and older do with a direct ClientHello.
+    ClosedBeforeReply(io::Error),
+    /// The handshake completed without the `postgresql` ALPN protocol.
+    NoAlpn,
+    /// Any other failure (alert, bad certificate, bytes that are not TLS).
+    Failed(io::Error),
+}
+
+impl HandshakeError {
+    /// One line for a report; names what a direct-TLS failure usually means.
+    pub fn describe(&self, negotiation: SslNegotiation) -> String {
+        match (self, negotiation) {
+            (HandshakeError::ClosedBeforeReply(_), SslNegotiation::Direct) => {
+                "server closed the connection during the TLS handshake: \
+                 direct TLS needs PostgreSQL 17 or later, with ssl = on"
+                    .to_string()
+            }
+            (HandshakeError::ClosedBeforeReply(e), SslNegotiation::Postgres) => {
+                format!("server closed the connection during the TLS handshake ({e})")
+            }
+            (HandshakeError::NoAlpn, _) => {
+                "direct TLS connection was established without ALPN protocol \"postgresql\" \
+                 (libpq 17 refuses it too)"
+                    .to_string()
+            }
+            (HandshakeError::Failed(e), SslNegotiation::Direct) => {
+                format!("direct TLS handshake failed: {}", error_chain(e))
+            }
+            (HandshakeError::Failed(e), SslNegotiation::Postgres) => error_chain(e),
+        }
+    }
+}
+
+/// The error and its causes, without repeating a cause already in the text.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs the TLS handshake over `stream` with `config` (ALPN `postgresql`
+/// added), naming the server `host` for SNI and the certificate check.
+pub async fn connect(
+    mut config: rustls::ClientConfig,
+    host: &str,
+    stream: TcpStream,
+    negotiation: SslNegotiation,
+    recorder: &Recorder,
+) -> Result<TlsStream<TcpStream>, HandshakeError> {
+    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    let name = rustls_pki_types::ServerName::try_from(tls::connector_name(host))
+        .map_err(|e| HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let session = connector.connect(name, stream).await.map_err(|e| {
+        let closed = matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        );
+        // Nothing of the server's handshake was seen: it hung up on the ClientHello.
+        if closed && recorder.progress() == HandshakeProgress::NotStarted {
+            HandshakeError::ClosedBeforeReply(e)
+        } else {
+            HandshakeError::Failed(e)
+        }
+    })?;
+    let alpn = session.get_ref().1.alpn_protocol();
+    if negotiation == SslNegotiation::Direct && alpn != Some(ALPN_POSTGRESQL) {
+        return Err(HandshakeError::NoAlpn);
+    }
+    Ok(session)
+}
+
+/// A TLS session the probe established, as tokio-postgres's stream type.
+pub struct Established(pub TlsStream<TcpStream>);
+
+impl tokio_postgres::tls::TlsStream for Established {
+    /// `tls-server-end-point` (RFC 5929): a hash of the server's certificate
+    /// with the hash of its signature algorithm, SHA-1 and MD5 raised to
+    /// SHA-256, as the server computes it. No binding for algorithms
+    /// without one hash (Ed25519, RSA-PSS): then SCRAM runs without
+    /// `-PLUS`, and `channel_binding=require` fails, as with tokio-postgres-rustls.
+    fn channel_binding(&self) -> ChannelBinding {
+        let Some(leaf) = self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        else {
+            return ChannelBinding::none();
+        };
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+            return ChannelBinding::none();
+        };
+        let digest = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+            "1.2.840.113549.1.1.4"
+            | "1.2.840.113549.1.1.5"
+            | "1.2.840.113549.1.1.11"
+            | "1.2.840.10045.4.1"
+            | "1.2.840.10045.4.3.2" => &ring::digest::SHA256,
+            "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => &ring::digest::SHA384,
+            "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => &ring::digest::SHA512,
+            _ => return ChannelBinding::none(),
+        };
+        ChannelBinding::tls_server_end_point(ring::digest::digest(digest, leaf).as_ref().to_vec())
+    }
+}
+
+impl AsyncRead for Established {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Established {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    /// Sends close_notify, so the server logs no "unexpected EOF".
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The "connector" tokio-postgres is given: the handshake already happened.
+pub struct AlreadyEstablished;
+
+impl TlsConnect<Established> for AlreadyEstablished {
+    type Stream = Established;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Established, Self::Error>>;
+
+    fn connect(self, stream: Established) -> Self::Future {
+        std::future::ready(Ok(stream))
+    }
+}

@@ -1,0 +1,185 @@
+//! The version matrix: the article's setup on PostgreSQL 12, 15, 17 and 18,
+//! probed with both TLS negotiations.
+//!
+//! 15 is Debian's; 12, 17 and 18 come from `scripts/fetch-postgres.sh` (a
+//! missing major skips, saying so, or fails under `CI=true`). One server per
+//! major and test, not shared, so its log holds only this test's connections
+//! and can be checked for the noise an unclean TLS close leaves.
+
+use serde_json::Value;
+
+use crate::util::pg::{self, Server, ServerSpec, ServerTls};
+use crate::util::pki::{Ca, Validity};
+use crate::util::Probe;
+
+/// Log lines that mean a TLS connection was not closed cleanly (OpenSSL 1.1
+/// and 3 wordings) or was reset.
+const UNCLEAN_CLOSE: &[&str] = &[
+    "could not accept SSL connection",
+    "unexpected EOF",
+    "unexpected eof",
+    "EOF detected",
+    "reset by peer",
+    "could not receive data from client",
+];
+
+/// What PostgreSQL 16 and older log for a ClientHello where a startup
+/// packet should be: unavoidable when asking them for direct TLS.
+const OLD_SERVER_DIRECT_LINE: &str = "invalid length of startup packet";
+
+/// The article's setup on `major`, with the client's root CA file.
+fn start(major: u32) -> Option<(Server, std::path::PathBuf)> {
+    pg::require_major(major)?;
+    let ca = Ca::root("pg-tls-probe matrix CA");
+    let leaf = ca.server(&["localhost", "127.0.0.1"], Validity::normal());
+    let spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
+        ca_pem: ca.cert_pem.clone(),
+    })
+    .on_major(major);
+    let server = Server::start(&spec)?;
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    Some((server, root))
+}
+
+/// Every check that must hold on `major`; `direct_supported` is whether the
+/// server speaks PostgreSQL 17's direct TLS.
+fn check_major(major: u32, direct_supported: bool) {
+    let Some((server, root)) = start(major) else {
+        return;
+    };
+    // The harness itself: psql (Debian's, whatever the server) over the socket.
+    let version_num: u32 = server
+        .psql("SHOW server_version_num")
+        .trim()
+        .parse()
+        .expect("server_version_num from psql");
+    assert_eq!(version_num / 10000, major, "psql reached the wrong server");
+
+    // The article's setup, default negotiation: OK, pg_stat_ssl read,
+    // plaintext rejected, and the direct-TLS fact from a separate connection.
+    let out = Probe::server(&server, &root).run();
+    out.expect_exit(0)
+        .expect_all_checks_ok()
+        .expect_at("/tls/ssl", true)
+        .expect_at("/tls/server_version_num", version_num)
+        .expect_at("/plaintext/outcome/kind", "error")
+        .expect_at("/plaintext/outcome/sqlstate", "28000")
+        .expect_at("/target/sslnegotiation", "postgres")
+        .expect_at("/direct_tls/supported", direct_supported);
+    let protocol = out.at("/tls/version").as_str().unwrap_or_default();
+    assert!(
+        protocol == "TLSv1.2" || protocol == "TLSv1.3",
+        "protocol {protocol}\n{}",
+        out.context()
+    );
+    let summary = out.check("direct_tls")["summary"]
+        .as_str()
+        .unwrap_or_default();
+    let expected = if direct_supported {
+        "direct TLS supported: "
+    } else {
+        "direct TLS not supported: "
+    };
+    assert!(
+        summary.starts_with(expected),
+        "{summary}\n{}",
+        out.context()
+    );
+
+    // The same with sslnegotiation=direct.
+    let out = Probe::server(&server, &root)
+        .args(["--sslnegotiation", "direct"])
+        .run();
+    out.expect_at("/target/sslnegotiation", "direct");
+    if direct_supported {
+        out.expect_exit(0)
+            .expect_all_checks_ok()
+            .expect_at("/tls/ssl", true)
+            .expect_at("/tls/server_version_num", version_num)
+            .expect_at("/direct_tls/supported", true);
+    } else {
+        out.expect_exit(2)
+            .expect_check("connection", "CRITICAL")
+            .expect_failure("tls")
+            .expect_at("/tls", Value::Null)
+            .expect_at("/direct_tls/supported", false);
+        let reason = out.check("connection")["summary"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("direct TLS needs PostgreSQL 17 or later"),
+            "{reason}\n{}",
+            out.context()
+        );
+    }
+
+    // Both runs ended every TLS connection cleanly.
+    let log = server.log();
+    for noise in UNCLEAN_CLOSE {
+        assert!(
+            !log.contains(noise),
+            "PostgreSQL {major} logged {noise:?}:\n{log}"
+        );
+    }
+    assert_eq!(
+        log.contains(OLD_SERVER_DIRECT_LINE),
+        !direct_supported,
+        "PostgreSQL {major}: {OLD_SERVER_DIRECT_LINE:?} expected only before 17:\n{log}"
+    );
+}
+
+#[test]
+fn pg12_article_setup_and_no_direct_tls() {
+    check_major(12, false);
+}
+
+#[test]
+fn pg15_article_setup_and_no_direct_tls() {
+    check_major(15, false);
+}
+
+#[test]
+fn pg17_article_setup_and_direct_tls() {
+    check_major(17, true);
+}
+
+#[test]
+fn pg18_article_setup_and_direct_tls() {
+    check_major(18, true);
+}
+
+/// PostgreSQL 17 with `ssl = off` closes on a direct ClientHello just as an
+/// old server does: the session fails with the same reason and the check
+/// says "not supported" (both negotiations fail; TLS is off).
+#[test]
+fn pg17_with_ssl_off_refuses_direct_tls() {
+    if pg::require_major(17).is_none() {
+        return;
+    }
+    let ca = Ca::root("pg-tls-probe matrix CA");
+    let leaf = ca.server(&["localhost"], Validity::normal());
+    let mut spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
+        ca_pem: ca.cert_pem.clone(),
+    })
+    .on_major(17);
+    spec.ssl = false;
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    let out = Probe::server(&server, &root)
+        .args(["--sslnegotiation", "direct", "--skip-plaintext-check"])
+        .run();
+    out.expect_exit(2)
+        .expect_failure("tls")
+        .expect_at("/direct_tls/supported", false);
+    let reason = out.at("/failure/detail").as_str().unwrap_or_default();
+    assert!(
+        reason.ends_with("PostgreSQL 17 or later, with ssl = on"),
+        "{reason}"
+    );
+}
