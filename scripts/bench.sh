@@ -5,7 +5,9 @@
 #
 #   probe  target/release/pg-tls-probe        verify-full session (TLS,
 #          SCRAM login, pg_stat_ssl for its own backend) plus, concurrently,
-#          the plaintext-rejection check
+#          the plaintext-rejection check (--scan none: the protocol scan and
+#          the direct_tls check are benchmarked against testssl.sh in
+#          scripts/bench-scan.sh, as psql does neither)
 #   psql   psql -X -A -t -q -c "SELECT ssl, version, cipher, bits
 #          FROM pg_stat_ssl WHERE pid = pg_backend_pid()"   with
 #          PGSSLMODE=verify-full: same handshake, same login, same query
@@ -58,7 +60,7 @@ probe=$repo/target/release/pg-tls-probe
 
 cluster_start pgtls-bench
 
-probe_cmd=("${client_env[@]}" "$probe")
+probe_cmd=("${client_env[@]}" "$probe" --scan none)
 psql_cmd=("${client_env[@]}" "$psql" -X -A -t -q -c "$query")
 
 step "checking both succeed"

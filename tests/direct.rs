@@ -26,7 +26,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn direct_starts_with_a_client_hello_offering_alpn() {
     let mut fake = Fake::start(Behaviour::Http);
     let out = Probe::port(fake.port)
-        .args(["--sslnegotiation", "direct", "--skip-plaintext-check"])
+        .args([
+            "--sslnegotiation",
+            "direct",
+            "--skip-plaintext-check",
+            "--scan",
+            "none",
+        ])
         .run();
     out.expect_exit(2)
         .expect_failure("tls")

@@ -15,12 +15,18 @@ use crate::util::Probe;
 /// Log lines that mean a TLS connection was not closed cleanly (OpenSSL 1.1
 /// and 3 wordings) or was reset.
 const UNCLEAN_CLOSE: &[&str] = &[
-    "could not accept SSL connection",
     "unexpected EOF",
     "unexpected eof",
     "EOF detected",
     "reset by peer",
     "could not receive data from client",
+];
+
+/// What the server logs for each legacy version the scan offers and it
+/// refuses (SSLv3 is "unsupported protocol" too with OpenSSL 1.1).
+const LEGACY_REFUSED: &[&str] = &[
+    "could not accept SSL connection: unsupported protocol",
+    "could not accept SSL connection: version too low",
 ];
 
 /// What PostgreSQL 16 and older log for a ClientHello where a startup
@@ -68,6 +74,20 @@ fn check_major(major: u32, direct_supported: bool) {
         .expect_at("/plaintext/outcome/sqlstate", "28000")
         .expect_at("/target/sslnegotiation", "postgres")
         .expect_at("/direct_tls/supported", direct_supported);
+    // The scan, same verdicts on OpenSSL 1.1 (12, 17, 18) and 3 (15).
+    for (i, (version, accepted)) in [
+        ("SSLv3", false),
+        ("TLSv1", false),
+        ("TLSv1.1", false),
+        ("TLSv1.2", true),
+        ("TLSv1.3", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.expect_at(&format!("/scan/protocols/{i}/version"), version)
+            .expect_at(&format!("/scan/protocols/{i}/accepted"), accepted);
+    }
     let protocol = out.at("/tls/version").as_str().unwrap_or_default();
     assert!(
         protocol == "TLSv1.2" || protocol == "TLSv1.3",
@@ -115,7 +135,9 @@ fn check_major(major: u32, direct_supported: bool) {
         );
     }
 
-    // Both runs ended every TLS connection cleanly.
+    // Both runs ended every TLS connection cleanly; the only refusals
+    // logged are the scan's three legacy versions per run that reached TLS
+    // (under direct negotiation a server before 17 hangs up on each hello).
     let log = server.log();
     for noise in UNCLEAN_CLOSE {
         assert!(
@@ -123,6 +145,22 @@ fn check_major(major: u32, direct_supported: bool) {
             "PostgreSQL {major} logged {noise:?}:\n{log}"
         );
     }
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("could not accept SSL connection"))
+        .collect::<Vec<_>>();
+    assert!(
+        refusals
+            .iter()
+            .all(|l| LEGACY_REFUSED.iter().any(|r| l.contains(r))),
+        "PostgreSQL {major} refused something other than a legacy version:\n{log}"
+    );
+    let scans_reaching_tls = if direct_supported { 2 } else { 1 };
+    assert_eq!(
+        refusals.len(),
+        scans_reaching_tls * 3,
+        "three legacy versions per scan:\n{log}"
+    );
     assert_eq!(
         log.contains(OLD_SERVER_DIRECT_LINE),
         !direct_supported,

@@ -97,11 +97,13 @@ pub async fn run_all(plan: &Plan) -> Facts {
             )
         }
     };
-    let direct_tls = plan.direct_tls_check.then(|| {
-        direct_tls.unwrap_or_else(|| {
-            direct::undecided("no direct TLS handshake took place or finished".into())
-        })
-    });
+    // A direct session's own answer is reported even without the check.
+    let direct_tls = match direct_tls {
+        None if plan.direct_tls_check => Some(direct::undecided(
+            "no direct TLS handshake took place or finished".into(),
+        )),
+        known => known,
+    };
     Facts {
         session,
         plaintext,

@@ -69,7 +69,8 @@ fn push_u16_len(out: &mut Vec<u8>, body: &[u8]) {
 /// groups and point formats for ECDHE, renegotiation_info, and
 /// signature_algorithms only for TLS 1.2 (RFC 5246 forbids offering it
 /// with an older version). Never supported_versions: that would offer TLS 1.3.
-fn extensions(version: TlsVersion, sni: Option<&str>) -> Vec<u8> {
+/// ALPN `alpn` when given: PostgreSQL 17 requires it under direct TLS.
+fn extensions(version: TlsVersion, sni: Option<&str>, alpn: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     if let Some(name) = sni {
         let mut entry = vec![0u8]; // host_name
@@ -93,6 +94,17 @@ fn extensions(version: TlsVersion, sni: Option<&str>) -> Vec<u8> {
         extension(&mut out, TlsExtensionType::SignatureAlgorithms, &body);
     }
     extension(&mut out, TlsExtensionType::RenegotiationInfo, &[0]); // empty, initial handshake
+    if let Some(protocol) = alpn {
+        let mut entry = vec![protocol.len() as u8];
+        entry.extend_from_slice(protocol);
+        let mut list = Vec::new();
+        push_u16_len(&mut list, &entry);
+        extension(
+            &mut out,
+            TlsExtensionType::ApplicationLayerProtocolNegotiation,
+            &list,
+        );
+    }
     out
 }
 
@@ -105,6 +117,7 @@ pub fn client_hello(
     version: TlsVersion,
     suites: &[u16],
     sni: Option<&str>,
+    alpn: Option<&[u8]>,
     random: &[u8; 32],
 ) -> Result<Vec<u8>, String> {
     let mut ciphers: Vec<TlsCipherSuiteID> = suites.iter().copied().map(TlsCipherSuiteID).collect();
@@ -112,7 +125,7 @@ pub fn client_hello(
         ciphers.push(TlsCipherSuiteID(RENEGOTIATION_SCSV));
         None
     } else {
-        Some(extensions(version, sni))
+        Some(extensions(version, sni, alpn))
     };
     let hello = TlsClientHelloContents::new(
         version.0,
@@ -272,6 +285,7 @@ mod tests {
             TlsVersion::Tls10,
             &LEGACY_SUITES,
             Some("db.example"),
+            None,
             &[7; 32],
         )
         .unwrap();
@@ -298,11 +312,27 @@ mod tests {
         assert!(!ext
             .iter()
             .any(|e| matches!(e, TlsExtension::SupportedVersions(_))));
+        assert!(!ext.iter().any(|e| matches!(e, TlsExtension::ALPN(_))));
+    }
+
+    #[test]
+    fn direct_hellos_offer_alpn_postgresql() {
+        let bytes = client_hello(
+            TlsVersion::Tls11,
+            &LEGACY_SUITES,
+            None,
+            Some(b"postgresql"),
+            &[7; 32],
+        )
+        .unwrap();
+        let (_, _, ext, _) = parse_hello(&bytes);
+        assert!(ext.iter().any(|e| matches!(e, TlsExtension::ALPN(p)
+            if p.as_slice() == [&b"postgresql"[..]])));
     }
 
     #[test]
     fn tls12_hello_offers_signature_algorithms_and_no_sni_for_ip() {
-        let bytes = client_hello(TlsVersion::Tls12, &[0x000a], None, &[0; 32]).unwrap();
+        let bytes = client_hello(TlsVersion::Tls12, &[0x000a], None, None, &[0; 32]).unwrap();
         let (_, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!(version, 0x0303);
         assert_eq!(ciphers, [0x000a]);
@@ -314,7 +344,7 @@ mod tests {
 
     #[test]
     fn ssl3_hello_has_no_extensions_but_the_scsv() {
-        let bytes = client_hello(TlsVersion::Ssl30, &[0x000a], Some("x"), &[0; 32]).unwrap();
+        let bytes = client_hello(TlsVersion::Ssl30, &[0x000a], Some("x"), None, &[0; 32]).unwrap();
         let (hdr, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!((version, hdr.version), (0x0300, TlsVersion::Ssl30));
         assert_eq!(ciphers, [0x000a, 0x00ff]);

@@ -24,10 +24,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::connect_any;
+use super::handshake::ALPN_POSTGRESQL;
 use crate::facts::{
     CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion,
 };
-use crate::target::Target;
+use crate::target::{SslNegotiation, Target};
 use hello::Reply;
 
 /// How long to wait for the server to close after we said goodbye.
@@ -121,11 +122,14 @@ async fn within<T>(
     })
 }
 
-/// TCP connect, SSLRequest, and exactly one byte 'S' back: the socket is
-/// then ready for a ClientHello. Kept apart so a direct-TLS mode
-/// (sslnegotiation=direct) can replace just this step.
-async fn open_tls_channel(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
+/// TCP connect, then SSLRequest and exactly one byte 'S' back, or nothing
+/// more under direct TLS: the socket is then ready for a ClientHello. The
+/// scan negotiates as the session does, so it sees the path clients take.
+async fn open_tls_channel(target: &Target, addrs: &[SocketAddr]) -> Result<TcpStream, String> {
     let mut stream = connect_any(addrs).await?;
+    if target.sslnegotiation == SslNegotiation::Direct {
+        return Ok(stream);
+    }
     let mut buf = BytesMut::new();
     frontend::ssl_request(&mut buf);
     stream
@@ -147,6 +151,11 @@ async fn open_tls_channel(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
     }
 }
 
+/// ALPN to offer: PostgreSQL 17 refuses a direct handshake without it.
+fn alpn(target: &Target) -> Option<&'static [u8]> {
+    (target.sslnegotiation == SslNegotiation::Direct).then_some(ALPN_POSTGRESQL)
+}
+
 /// Host name for SNI: none for an IP address (RFC 6066).
 fn sni(target: &Target) -> Option<&str> {
     target
@@ -157,13 +166,13 @@ fn sni(target: &Target) -> Option<&str> {
 }
 
 async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVersion) -> Verdict {
-    let stream = match open_tls_channel(addrs).await {
+    let stream = match open_tls_channel(target, addrs).await {
         Ok(s) => s,
         Err(detail) => return Verdict::Undecided(detail),
     };
     match version {
         ScanVersion::Tls12 | ScanVersion::Tls13 => {
-            modern::handshake(stream, &target.host, version).await
+            modern::handshake(stream, &target.host, alpn(target), version).await
         }
         legacy => {
             let wire = wire_version(legacy);
@@ -241,8 +250,8 @@ async fn hello_round(
             "no random bytes for the ClientHello".into(),
         ));
     }
-    let bytes =
-        hello::client_hello(version, suites, sni(target), &random).map_err(Verdict::Undecided)?;
+    let bytes = hello::client_hello(version, suites, sni(target), alpn(target), &random)
+        .map_err(Verdict::Undecided)?;
     if let Err(e) = stream.write_all(&bytes).await {
         return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
     }
@@ -338,7 +347,7 @@ async fn cipher_round(
     let attempt = |class| async move {
         let suites = classes::suites(class);
         let (verdict, chosen) = within(deadline, async {
-            let stream = match open_tls_channel(addrs).await {
+            let stream = match open_tls_channel(target, addrs).await {
                 Ok(s) => s,
                 Err(detail) => return (Verdict::Undecided(detail), None),
             };

@@ -75,7 +75,12 @@ impl ServerCertVerifier for DangerousAnyCertificate {
 }
 
 /// One handshake offering only `version`, on a socket past the SSLRequest.
-pub async fn handshake(stream: TcpStream, host: &str, wanted: ScanVersion) -> Verdict {
+pub async fn handshake(
+    stream: TcpStream,
+    host: &str,
+    alpn: Option<&[u8]>,
+    wanted: ScanVersion,
+) -> Verdict {
     let version: &'static SupportedProtocolVersion = match wanted {
         ScanVersion::Tls13 => &rustls::version::TLS13,
         ScanVersion::Tls12 => &rustls::version::TLS12,
@@ -94,6 +99,7 @@ pub async fn handshake(stream: TcpStream, host: &str, wanted: ScanVersion) -> Ve
         Err(e) => return Verdict::Undecided(format!("cannot configure TLS: {e}")),
     };
     config.resumption = Resumption::disabled();
+    config.alpn_protocols = alpn.into_iter().map(<[u8]>::to_vec).collect();
     // An IP address gives an IpAddress name, for which rustls sends no SNI.
     let name = match ServerName::try_from(host.to_string()) {
         Ok(n) => n,
