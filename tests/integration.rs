@@ -18,3 +18,6 @@ mod fakes;
 // Usage errors (UNKNOWN, exit 3, in the requested format), --help, --version
 // and passwords kept out of every output.
 mod cli;
+
+// The protocol scan cross-checked with testssl.sh on real servers.
+mod testssl;
