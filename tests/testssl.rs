@@ -411,6 +411,24 @@ fn probe_parser_reads_the_contract_shape() {
     assert!(parse_probe(&stringly).is_err());
 }
 
+#[test]
+fn comparison_needs_every_version_decided_and_equal() {
+    let fails = |a: Vec<Verdict>, b: Vec<Verdict>| {
+        std::panic::catch_unwind(move || assert_same(&a, &b)).is_err()
+    };
+    let testssl = parse_testssl(include_str!("fixtures/testssl/legacy.json")).unwrap();
+    assert!(!fails(testssl.clone(), testssl.clone()));
+    let mut differs = testssl.clone();
+    differs[2].accepted = Some(false);
+    assert!(fails(testssl.clone(), differs), "a mismatch got through");
+    let mut undecided = testssl.clone();
+    undecided[0].accepted = None;
+    assert!(
+        fails(undecided.clone(), undecided),
+        "undecided on both sides got through"
+    );
+}
+
 // ---- testssl alone against real servers (the peer's side works) ----
 
 #[test]
