@@ -29,6 +29,10 @@ mod cli;
 
 // The protocol and weak-cipher scan (--scan) against real servers and fakes.
 mod scan;
+
 // --audit: server-side settings, pg_hba.conf rules and a census of plaintext
 // sessions (replication included), against real servers and standbys.
 mod audit;
+
+// The protocol scan cross-checked with testssl.sh on real servers.
+mod testssl;
