@@ -88,7 +88,7 @@ done | awk '
 
 # The probe and psql see only the client_env variables: hyperfine runs with
 # them and starts each command directly (no shell, -N).
-hf_probe=$(printf '%q' "$probe")
+hf_probe=$(printf '%q ' "$probe" --scan none)
 hf_psql=$(printf '%q ' "$psql" -X -A -t -q -c "$query")
 step "wall time: hyperfine -N, $warmup warmup + $runs runs each"
 "${client_env[@]}" "$(command -v hyperfine)" -N --style basic \

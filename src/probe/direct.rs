@@ -56,7 +56,8 @@ pub async fn alongside<T>(
 ) -> (T, DirectTlsFacts) {
     let start = Instant::now();
     let answer = Cell::new(None);
-    let direct = probe(plan, addrs, budget, &answer);
+    // Boxed like the scan: a handshake future is large.
+    let direct = Box::pin(probe(plan, addrs, budget, &answer));
     tokio::pin!(main, direct);
     let mut direct_done = false;
     let out = loop {

@@ -63,7 +63,11 @@ pub async fn run_all(plan: &Plan) -> Facts {
             let scan = async {
                 let limit = budget_with(plan.target.connect_timeout, budget);
                 match plan.scan {
-                    Some(level) => Some(scan::probe(&plan.target, &addrs, level, limit).await),
+                    // Boxed: the scan's many handshakes make a large future, which
+                    // should cost nothing (no copy, no stack) when not scanning.
+                    Some(level) => {
+                        Some(Box::pin(scan::probe(&plan.target, &addrs, level, limit)).await)
+                    }
                     None => None,
                 }
             };

@@ -77,7 +77,8 @@ pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> Sessi
         // Only a verified, logged-in session reaches this point.
         if plan.audit && read.is_ok() {
             let rest = budget.saturating_sub(start.elapsed());
-            facts.audit = Some(super::audit::probe(&client, facts.server_version_num, rest).await);
+            facts.audit =
+                Some(Box::pin(super::audit::probe(&client, facts.server_version_num, rest)).await);
         }
         // Dropping the client makes the connection send Terminate and
         // close_notify; waiting for that keeps the server's log free of
