@@ -547,3 +547,62 @@ fn audit_blocked_rules_end_at_the_deadline() {
     );
     assert!(out.elapsed < Duration::from_secs(4), "{}", out.context());
 }
+
+/// pg_hba_file_rules changed shape across majors (file_name and rule_number
+/// from 16 on, read by name): the same hole is named by file and line on
+/// every major of the matrix, with README's GRANTs.
+#[test]
+fn audit_reads_hba_rules_on_every_major() {
+    let hba = "\
+local     all       all                       trust
+hostssl   all       all       127.0.0.1/32    scram-sha-256
+host      all       all       0.0.0.0/0       scram-sha-256
+host      all       all       0.0.0.0/0       reject
+host      all       all       ::/0            reject
+";
+    for major in [12, 15, 17, 18] {
+        if pg::require_major(major).is_none() {
+            continue;
+        }
+        let (files, ca_pem) = tls();
+        let mut spec = ServerSpec::article(files).on_major(major);
+        spec.hba = Some(hba.to_string());
+        let Some(server) = Server::start(&spec) else {
+            continue;
+        };
+        let root = server.client_file("root.crt", &ca_pem);
+        grant(&server, &README_GRANTS);
+        let out = audit(&server, &root).arg("--skip-plaintext-check").run();
+        // Before 14 password_encryption defaults to md5, and the shared
+        // postgresql.conf leaves it at the default: a real finding there.
+        let settings = if major < 14 { "WARNING" } else { "OK" };
+        out.expect_exit(1)
+            .expect_check("audit_hba", "WARNING")
+            .expect_check("audit_settings", settings)
+            .expect_check("audit_sessions", "OK")
+            .expect_at(
+                "/audit/settings/values/password_encryption",
+                if major < 14 { "md5" } else { "scram-sha-256" },
+            )
+            .expect_at("/audit/sessions/tls", 1)
+            .expect_at("/audit/hba/catch_all_reject/ipv4", 4)
+            .expect_at("/audit/hba/catch_all_reject/ipv6", 5);
+        let f = finding_at(&out, Some(3));
+        assert_eq!(f["status"], "WARNING", "PostgreSQL {major}: {f}");
+        assert_eq!(
+            f["file"],
+            server.hba_path().display().to_string().as_str(),
+            "PostgreSQL {major}: {f}"
+        );
+        assert_eq!(
+            f["rule"], "host all all 0.0.0.0/0 scram-sha-256",
+            "PostgreSQL {major}: {f}"
+        );
+        assert_eq!(
+            out.at("/audit/hba_rules").as_array().map(Vec::len),
+            Some(1),
+            "PostgreSQL {major}: {}",
+            out.context()
+        );
+    }
+}
