@@ -157,12 +157,9 @@ pub struct SessionsReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaintextSession {
-    pub pid: i32,
-    pub user: Option<String>,
-    pub database: Option<String>,
-    pub client_addr: Option<String>,
-    pub application_name: Option<String>,
-    pub backend_type: Option<String>,
+    /// As read from the server (pid, user, database, client_addr, ...).
+    #[serde(flatten)]
+    pub session: TcpSession,
     pub replication: bool,
     /// Matched `--allow-plaintext-from` (never for replication).
     pub allowed: bool,
@@ -657,12 +654,7 @@ fn plaintext_session(s: &TcpSession, allow: &[Cidr]) -> PlaintextSession {
         .and_then(|a| a.parse::<IpAddr>().ok());
     let allowed = !replication && addr.is_some_and(|a| allow.iter().any(|c| c.contains(a)));
     PlaintextSession {
-        pid: s.pid,
-        user: s.user.clone(),
-        database: s.database.clone(),
-        client_addr: s.client_addr.clone(),
-        application_name: s.application_name.clone(),
-        backend_type: s.backend_type.clone(),
+        session: s.clone(),
         replication,
         allowed,
         status: if allowed {
@@ -675,6 +667,7 @@ fn plaintext_session(s: &TcpSession, allow: &[Cidr]) -> PlaintextSession {
 
 pub fn describe_session(p: &PlaintextSession) -> String {
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let s = &p.session;
     format!(
         "{} {}{} from {} (pid {}, database {}, application_name \"{}\") without TLS",
         if p.replication {
@@ -682,15 +675,15 @@ pub fn describe_session(p: &PlaintextSession) -> String {
         } else {
             "client"
         },
-        or_dash(&p.user),
-        p.backend_type
+        or_dash(&s.user),
+        s.backend_type
             .as_deref()
             .map(|b| format!(" [{b}]"))
             .unwrap_or_default(),
-        or_dash(&p.client_addr),
-        p.pid,
-        or_dash(&p.database),
-        or_dash(&p.application_name),
+        or_dash(&s.client_addr),
+        s.pid,
+        or_dash(&s.database),
+        or_dash(&s.application_name),
     )
 }
 
