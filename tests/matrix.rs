@@ -33,6 +33,23 @@ const LEGACY_REFUSED: &[&str] = &[
 /// packet should be: unavoidable when asking them for direct TLS.
 const OLD_SERVER_DIRECT_LINE: &str = "invalid length of startup packet";
 
+/// What the scan must find on the article's setup, whatever the OpenSSL.
+const ARTICLE_VERDICTS: [(&str, bool); 5] = [
+    ("SSLv3", false),
+    ("TLSv1", false),
+    ("TLSv1.1", false),
+    ("TLSv1.2", true),
+    ("TLSv1.3", true),
+];
+
+#[track_caller]
+fn expect_scan(out: &crate::util::Outcome, verdicts: [(&str, Value); 5]) {
+    for (i, (version, accepted)) in verdicts.into_iter().enumerate() {
+        out.expect_at(&format!("/scan/protocols/{i}/version"), version)
+            .expect_at(&format!("/scan/protocols/{i}/accepted"), accepted);
+    }
+}
+
 /// The article's setup on `major`, with the client's root CA file.
 fn start(major: u32) -> Option<(Server, std::path::PathBuf)> {
     pg::require_major(major)?;
@@ -75,19 +92,7 @@ fn check_major(major: u32, direct_supported: bool) {
         .expect_at("/target/sslnegotiation", "postgres")
         .expect_at("/direct_tls/supported", direct_supported);
     // The scan, same verdicts on OpenSSL 1.1 (12, 17, 18) and 3 (15).
-    for (i, (version, accepted)) in [
-        ("SSLv3", false),
-        ("TLSv1", false),
-        ("TLSv1.1", false),
-        ("TLSv1.2", true),
-        ("TLSv1.3", true),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        out.expect_at(&format!("/scan/protocols/{i}/version"), version)
-            .expect_at(&format!("/scan/protocols/{i}/accepted"), accepted);
-    }
+    expect_scan(&out, ARTICLE_VERDICTS.map(|(v, a)| (v, Value::Bool(a))));
     let protocol = out.at("/tls/version").as_str().unwrap_or_default();
     assert!(
         protocol == "TLSv1.2" || protocol == "TLSv1.3",
@@ -119,7 +124,12 @@ fn check_major(major: u32, direct_supported: bool) {
             .expect_at("/tls/ssl", true)
             .expect_at("/tls/server_version_num", version_num)
             .expect_at("/direct_tls/supported", true);
+        // The scan negotiated directly too, and saw the same versions.
+        expect_scan(&out, ARTICLE_VERDICTS.map(|(v, a)| (v, Value::Bool(a))));
     } else {
+        // The scan negotiated directly too: nothing could be decided.
+        expect_scan(&out, ARTICLE_VERDICTS.map(|(v, _)| (v, Value::Null)));
+        out.expect_check("protocols", "UNKNOWN");
         out.expect_exit(2)
             .expect_check("connection", "CRITICAL")
             .expect_failure("tls")

@@ -41,6 +41,10 @@ const DRAIN_BYTES: usize = 256 * 1024;
 enum Verdict {
     Accepted(String),
     Refused(String),
+    /// The server closed the connection without a TLS answer: a refusal
+    /// after an SSLRequest, but under direct TLS what a server before
+    /// PostgreSQL 17 does with any ClientHello (see [`settle`]).
+    HungUp(String),
     Undecided(String),
 }
 
@@ -48,9 +52,22 @@ impl Verdict {
     fn split(self) -> (Option<bool>, String) {
         match self {
             Verdict::Accepted(d) => (Some(true), d),
-            Verdict::Refused(d) => (Some(false), d),
+            Verdict::Refused(d) | Verdict::HungUp(d) => (Some(false), d),
             Verdict::Undecided(d) => (None, d),
         }
+    }
+}
+
+/// Under direct TLS a hang-up says nothing about the version offered.
+fn settle(verdict: Verdict, target: &Target) -> Verdict {
+    match verdict {
+        Verdict::HungUp(d) if target.sslnegotiation == SslNegotiation::Direct => {
+            Verdict::Undecided(format!(
+                "{d}; under direct TLS that is also how a server without it \
+                 (PostgreSQL 16 or older) answers"
+            ))
+        }
+        other => other,
     }
 }
 
@@ -170,7 +187,7 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
         Ok(s) => s,
         Err(detail) => return Verdict::Undecided(detail),
     };
-    match version {
+    let verdict = match version {
         ScanVersion::Tls12 | ScanVersion::Tls13 => {
             modern::handshake(stream, &target.host, alpn(target), version).await
         }
@@ -181,7 +198,8 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
                 hello_round(stream, target, wire, &hello::LEGACY_SUITES).await,
             )
         }
-    }
+    };
+    settle(verdict, target)
 }
 
 /// Accepted only when the ServerHello carries the version offered.
@@ -286,7 +304,7 @@ async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, Verdi
         let room = chunk.len().min(hello::MAX_REPLY - buf.len());
         match stream.read(&mut chunk[..room]).await {
             Ok(0) if buf.is_empty() => {
-                return Err(Verdict::Refused("connection closed without a reply".into()))
+                return Err(Verdict::HungUp("connection closed without a reply".into()))
             }
             Ok(0) => {
                 return Err(Verdict::Undecided(format!(
@@ -296,7 +314,7 @@ async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, Verdi
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && buf.is_empty() => {
-                return Err(Verdict::Refused("connection reset without a reply".into()))
+                return Err(Verdict::HungUp("connection reset without a reply".into()))
             }
             Err(e) => return Err(Verdict::Undecided(format!("reading the reply: {e}"))),
         }
@@ -413,6 +431,19 @@ mod tests {
         assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
     }
 
+    #[test]
+    fn a_hang_up_refuses_only_after_an_sslrequest() {
+        let mut target = crate::policy::tests::target();
+        let hung_up = || Verdict::HungUp("connection closed without a reply".into());
+        assert_eq!(settle(hung_up(), &target).split().0, Some(false));
+        target.sslnegotiation = SslNegotiation::Direct;
+        let (accepted, detail) = settle(hung_up(), &target).split();
+        assert_eq!(accepted, None);
+        assert!(detail.contains("PostgreSQL 16 or older"), "{detail}");
+        let alert = Verdict::Refused("fatal alert 70 protocol_version".into());
+        assert_eq!(settle(alert.clone(), &target), alert);
+    }
+
     /// What the peer writes before closing its side, and what we make of it.
     async fn reply_to(bytes: &[u8]) -> Result<Reply, Verdict> {
         let (mut ours, mut theirs) = tokio::io::duplex(64 * 1024);
@@ -432,7 +463,7 @@ mod tests {
         );
         assert_eq!(
             reply_to(&[]).await,
-            Err(Verdict::Refused("connection closed without a reply".into()))
+            Err(Verdict::HungUp("connection closed without a reply".into()))
         );
         assert_eq!(
             reply_to(&[22, 3, 1, 0, 40, 2, 0]).await,

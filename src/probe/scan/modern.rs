@@ -147,7 +147,7 @@ fn refusal(e: &std::io::Error) -> Verdict {
     }
     match e.kind() {
         ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => {
-            Verdict::Refused("connection closed during the handshake".into())
+            Verdict::HungUp("connection closed during the handshake".into())
         }
         _ => Verdict::Undecided(format!("TLS handshake failed: {e}")),
     }
