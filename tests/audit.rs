@@ -156,7 +156,14 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
     grant(&server, &[README_STAT_GRANT]);
     // A line PostgreSQL cannot parse; written after startup (a server does
     // not start with it), dated after the last load.
-    let broken = format!("{hba}host      all       all       10.0.0.0/33     scram-sha-256\n");
+    // Two more that PostgreSQL cannot load: a radiussecrets list it cannot
+    // split (a row with every column NULL, error included), and an LDAP
+    // password with an unquoted comma (its tail quoted in `error`).
+    let broken = format!(
+        "{hba}host      all       all       10.0.0.0/33     scram-sha-256\n\
+         host      all       all       10.5.0.0/16     radius radiusservers=127.0.0.1 radiussecrets=\"R4dius-S3cret,,x\"\n\
+         host      all       all       10.6.0.0/16     ldap ldapserver=ldap.example ldapbindpasswd=Bind-S3cret,Pw-Tail ldapbasedn=dc=x\n"
+    );
     server.rewrite_hba(&broken, SystemTime::now() + Duration::from_secs(120));
     let out = audit(&server, &root).arg("--skip-plaintext-check").run();
     out.expect_exit(2)
@@ -213,11 +220,19 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
     let f = finding_at(&out, Some(8));
     assert_eq!(f["status"], "CRITICAL", "{f}");
     assert!(f["reason"].as_str().unwrap().contains("/33"), "{f}");
+    for line in [9, 10] {
+        let f = finding_at(&out, Some(line));
+        assert_eq!(f["status"], "CRITICAL", "{f}");
+        assert!(
+            f["reason"].as_str().unwrap().contains("does not parse"),
+            "{f}"
+        );
+    }
     let missing = finding_at(&out, None);
     assert_eq!(missing["status"], "WARNING", "{missing}");
     assert_eq!(
         out.at("/audit/hba_rules").as_array().unwrap().len(),
-        9,
+        11,
         "{}",
         out.context()
     );
@@ -232,12 +247,23 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
             && summary.contains("line 8 (does not parse)"),
         "{summary}"
     );
-    out.expect_absent("Bind-S3cret");
+    for secret in ["Bind-S3cret", "Pw-Tail", "R4dius-S3cret"] {
+        out.expect_absent(secret);
+    }
+    for format in ["nagios", "text"] {
+        let raw = audit(&server, &root)
+            .arg("--skip-plaintext-check")
+            .format(format)
+            .run_raw();
+        raw.expect_code(2);
+        for secret in ["Bind-S3cret", "Pw-Tail", "R4dius-S3cret"] {
+            raw.expect_absent(secret);
+        }
+    }
     let nagios = audit(&server, &root)
         .arg("--skip-plaintext-check")
         .format("nagios")
         .run_raw();
-    nagios.expect_code(2).expect_absent("Bind-S3cret");
     assert!(
         nagios.stdout.contains(&format!(
             "CRITICAL audit_hba {file}:4 [hostnossl postgres nobody 10.1.0.0/16 trust]"

@@ -378,7 +378,7 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
             });
         }
     }
-    let has_errors = hba.rules.iter().any(|r| r.error.is_some());
+    let has_errors = hba.rules.iter().any(unparsed);
     let pending = matches!(hba.reload, ReloadCheck::Checked { pending: true, .. });
     let differs = if has_errors || pending {
         Some(true)
@@ -443,12 +443,26 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
     )
 }
 
+/// A line PostgreSQL could not parse: with an `error`, or (a radiussecrets
+/// list it cannot split) with every column NULL, `error` included.
+fn unparsed(rule: &HbaRule) -> bool {
+    rule.error.is_some() || rule.kind.is_none()
+}
+
 /// What is wrong with one rule, or None when it is fine by the recipe.
 fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
     if let Some(error) = &rule.error {
-        return Some((Status::Critical, format!("line does not parse: {error}")));
+        return Some((
+            Status::Critical,
+            format!("line does not parse: {}", redact_error(error)),
+        ));
     }
-    let kind = rule.kind.as_deref()?;
+    let Some(kind) = rule.kind.as_deref() else {
+        return Some((
+            Status::Critical,
+            "line does not parse (pg_hba_file_rules gives no reason; the server log of a reload does)".into(),
+        ));
+    };
     let method = rule.auth_method.as_deref().unwrap_or("");
     if kind == "local" || method == "reject" {
         return None;
@@ -559,6 +573,18 @@ fn redact(option: &str) -> String {
     match option.split_once('=') {
         Some((name, _)) if SECRET_OPTIONS.contains(&name) => format!("{name}=(hidden)"),
         _ => option.to_string(),
+    }
+}
+
+/// The one error text of pg_hba_file_rules that quotes a raw word of the
+/// options: an unquoted comma in ldapbindpasswd or radiussecrets makes the
+/// rest of the secret such a word.
+fn redact_error(error: &str) -> String {
+    const BARE_WORD: &str = "authentication option not in name=value format:";
+    if error.starts_with(BARE_WORD) {
+        format!("{BARE_WORD} (word hidden: it may be part of a password; quote values that contain a comma)")
+    } else {
+        error.to_string()
     }
 }
 
@@ -1019,5 +1045,44 @@ mod tests {
         for bad in ["10.0.0.0/33", "fd00::/129", "db.internal", "10.0.0.0/", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// PostgreSQL leaves some lines that do not parse with every column
+    /// NULL, `error` included (a radiussecrets list it cannot split): still
+    /// a line that keeps the whole file from loading.
+    #[test]
+    fn line_without_type_or_error_does_not_parse() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            line_number: Some(9),
+            ..HbaRule::default()
+        });
+        let report = evaluate(&facts, &[]);
+        assert_eq!(report.checks[1].status, Status::Critical);
+        let f = &report.hba_rules[0];
+        assert_eq!((f.line, f.status), (Some(9), Status::Critical));
+        assert!(f.reason.contains("does not parse"), "{}", f.reason);
+        assert_eq!(report.hba.unwrap().differs_from_running, Some(true));
+    }
+
+    /// The one error text that quotes a raw option word: an unquoted comma
+    /// in a password or secret list makes its tail such a word.
+    #[test]
+    fn parse_errors_never_show_option_words() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            line_number: Some(9),
+            error: Some("authentication option not in name=value format: Rad-Two".into()),
+            ..HbaRule::default()
+        });
+        let report = evaluate(&facts, &[]);
+        let shown = format!("{:?}{}", report.hba_rules, report.checks[1].summary);
+        assert!(!shown.contains("Rad-Two"), "{shown}");
+        assert!(
+            report.hba_rules[0]
+                .reason
+                .contains("authentication option not in name=value format"),
+            "{shown}"
+        );
     }
 }
