@@ -21,9 +21,9 @@ const RECIPE_HOSTSSL: &str = "hostssl all all 0.0.0.0/0 scram-sha-256";
 const RECIPE_REJECT_V4: &str = "host all all 0.0.0.0/0 reject";
 const RECIPE_REJECT_V6: &str = "host all all ::/0 reject";
 
-/// Methods that make the client send its password in clear over the
-/// connection: fatal without TLS.
-const CLEARTEXT_METHODS: &[&str] = &["password", "ldap", "radius", "pam", "bsd"];
+/// Methods that make the client send its password (oauth, PostgreSQL 18:
+/// its bearer token) in clear over the connection: fatal without TLS.
+const CLEARTEXT_METHODS: &[&str] = &["password", "ldap", "radius", "pam", "bsd", "oauth"];
 
 /// At most this many items are named in a one-line summary.
 const NAMED: usize = 3;
@@ -479,6 +479,8 @@ fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
         "host" | "hostnossl" | "hostnogssenc" => {
             let how = if trust {
                 ", with trust (no password at all)"
+            } else if method == "oauth" {
+                ", and the bearer token crosses the network in clear"
             } else if cleartext {
                 ", and the password crosses the network in clear"
             } else {
@@ -497,14 +499,15 @@ fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
             Status::Warning,
             format!("encrypted by GSSAPI, not TLS (recipe line `{RECIPE_HOSTSSL}`)"),
         ),
-        _ => {
-            if trust {
-                flag(
-                    Status::Warning,
-                    format!("trust over TCP: anyone who reaches the port logs in without a password, TLS or not (recipe line `{RECIPE_HOSTSSL}`)"),
-                );
-            }
-        }
+        _ => {}
+    }
+    // Encrypted rules (hostssl, hostgssenc): the reason above covers trust
+    // on the plaintext ones.
+    if trust && !matches!(kind, "host" | "hostnossl" | "hostnogssenc") {
+        flag(
+            Status::Warning,
+            format!("trust over TCP: anyone who reaches the port logs in without a password, TLS or not (recipe line `{RECIPE_HOSTSSL}`)"),
+        );
     }
     if method == "md5" || method == "password" {
         flag(
@@ -1083,6 +1086,25 @@ mod tests {
                 .reason
                 .contains("authentication option not in name=value format"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn encrypted_but_trusting_rules_say_trust() {
+        let (status, reason) = judge_rule(&rule(1, "hostgssenc all all 0.0.0.0/0 trust")).unwrap();
+        assert_eq!(status, Status::Warning);
+        assert!(reason.contains("trust"), "{reason}");
+    }
+
+    /// PostgreSQL 18's oauth sends a bearer token: in clear without TLS.
+    #[test]
+    fn oauth_without_tls_is_critical() {
+        let (status, reason) = judge_rule(&rule(1, "host all all 0.0.0.0/0 oauth")).unwrap();
+        assert_eq!(status, Status::Critical);
+        assert!(reason.contains("token"), "{reason}");
+        assert_eq!(
+            judge_rule(&rule(1, "hostssl all all 0.0.0.0/0 oauth")),
+            None
         );
     }
 }
