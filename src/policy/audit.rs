@@ -405,10 +405,20 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
         parts.push(format!(
             "{default_file}: {counts}; {}: {}",
             status.label(),
-            named(&worst_ones, |f| match (f.line, &f.rule) {
-                (Some(line), Some(rule)) => format!("line {line} [{rule}]"),
-                (Some(line), None) => format!("line {line} (does not parse)"),
-                (None, _) => f.reason.clone(),
+            named(&worst_ones, |f| {
+                // Rules from an included file (PostgreSQL 16+) say which.
+                let at = |line| {
+                    if f.file == default_file {
+                        format!("line {line}")
+                    } else {
+                        format!("{}:{line}", f.file)
+                    }
+                };
+                match (f.line, &f.rule) {
+                    (Some(line), Some(rule)) => format!("{} [{rule}]", at(line)),
+                    (Some(line), None) => format!("{} (does not parse)", at(line)),
+                    (None, _) => f.reason.clone(),
+                }
             })
         ));
     }
@@ -529,10 +539,16 @@ fn catch_all(rules: &[HbaRule]) -> CatchAll {
             && all(&r.database)
             && all(&r.user_name)
     }) {
-        let (v4, v6) = match (rule.address.as_deref(), rule.netmask.as_deref()) {
-            (Some("all"), _) => (true, true),
-            (Some("0.0.0.0"), Some("0.0.0.0")) => (true, false),
-            (Some("::"), Some("::")) => (false, true),
+        // A zero-length mask matches the whole family, whatever the address
+        // (the view shows `1.2.3.4/0` as written).
+        let whole = rule.netmask.as_deref().and_then(prefix_len) == Some(0);
+        let (v4, v6) = match rule.address.as_deref() {
+            Some("all") => (true, true),
+            Some(a) if whole => match a.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => (true, false),
+                Ok(IpAddr::V6(_)) => (false, true),
+                Err(_) => (false, false),
+            },
             _ => (false, false),
         };
         if v4 {
@@ -1105,6 +1121,42 @@ mod tests {
         assert_eq!(
             judge_rule(&rule(1, "hostssl all all 0.0.0.0/0 oauth")),
             None
+        );
+    }
+
+    /// Any address with a zero-length mask matches the whole family.
+    #[test]
+    fn catch_all_by_mask_not_by_address_text() {
+        let mut facts = article();
+        let hba = facts.hba.as_mut().unwrap();
+        hba.rules.truncate(3);
+        hba.rules.push(HbaRule {
+            address: Some("1.2.3.4".into()),
+            netmask: Some("0.0.0.0".into()),
+            ..rule(6, "host all all 1.2.3.4 reject")
+        });
+        hba.rules.push(HbaRule {
+            address: Some("fd00::".into()),
+            netmask: Some("::".into()),
+            ..rule(7, "host all all fd00:: reject")
+        });
+        let catch_all = evaluate(&facts, &[]).hba.unwrap().catch_all_reject;
+        assert_eq!((catch_all.ipv4, catch_all.ipv6), (Some(6), Some(7)));
+    }
+
+    /// From PostgreSQL 16 rules can come from included files: the summary
+    /// names the file of a finding that is not in the main one.
+    #[test]
+    fn summary_names_included_files() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            file_name: Some("/etc/pg/conf.d/extra.conf".into()),
+            ..rule(2, "host all all 10.0.0.0/16 trust")
+        });
+        let summary = &evaluate(&facts, &[]).checks[1].summary;
+        assert!(
+            summary.contains("/etc/pg/conf.d/extra.conf:2 [host all all 10.0.0.0/16 trust]"),
+            "{summary}"
         );
     }
 }
