@@ -49,6 +49,16 @@ impl Cidr {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
             None => max,
         };
+        // A range inside ::ffff:0:0/96 is its IPv4 range, as clients are
+        // compared (`contains`); other IPv6 ranges never take IPv4 clients.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
         Ok(Cidr { addr, prefix })
     }
 
@@ -1158,5 +1168,20 @@ mod tests {
             summary.contains("/etc/pg/conf.d/extra.conf:2 [host all all 10.0.0.0/16 trust]"),
             "{summary}"
         );
+    }
+
+    /// A range written as IPv4-mapped IPv6 matches the same clients as the
+    /// IPv4 range, whichever way the server shows their address.
+    #[test]
+    fn cidr_v4_mapped_ranges() {
+        let mapped = Cidr::parse("::ffff:10.1.0.0/112").unwrap();
+        assert_eq!(mapped, Cidr::parse("10.1.0.0/16").unwrap());
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("10.2.0.1".parse().unwrap()));
+        // IPv6 ranges outside ::ffff:0:0/96 never take IPv4 clients.
+        let v6 = Cidr::parse("::/0").unwrap();
+        assert!(!v6.contains("10.1.2.3".parse().unwrap()));
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
     }
 }
