@@ -598,6 +598,7 @@ host      all       all       ::/0            reject
         };
         let root = server.client_file("root.crt", &ca_pem);
         grant(&server, &README_GRANTS);
+        grant(&server, &[README_STAT_GRANT]);
         let out = audit(&server, &root).arg("--skip-plaintext-check").run();
         // Before 14 password_encryption defaults to md5, and the shared
         // postgresql.conf leaves it at the default: a real finding there.
@@ -612,7 +613,10 @@ host      all       all       ::/0            reject
             )
             .expect_at("/audit/sessions/tls", 1)
             .expect_at("/audit/hba/catch_all_reject/ipv4", 4)
-            .expect_at("/audit/hba/catch_all_reject/ipv6", 5);
+            .expect_at("/audit/hba/catch_all_reject/ipv6", 5)
+            .expect_at("/audit/hba/reload/kind", "checked")
+            .expect_at("/audit/hba/reload/pending", false)
+            .expect_at("/audit/hba/differs_from_running", false);
         let f = finding_at(&out, Some(3));
         assert_eq!(f["status"], "WARNING", "PostgreSQL {major}: {f}");
         assert_eq!(
