@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{Finding, Status, TlsVersion};
-use crate::facts::audit::{AuditAccess, AuditFacts, HbaRule, ReloadCheck, TcpSession, SETTINGS};
+use crate::facts::audit::{
+    AuditAccess, AuditFacts, HbaRule, ReloadCheck, TcpSession, SUPERUSER_ONLY,
+};
 
 const RECIPE_SSL: &str = "ssl = on";
 const RECIPE_MIN: &str = "ssl_min_protocol_version = 'TLSv1.2'";
@@ -287,7 +289,7 @@ fn settings(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Option<Settin
     let mut status = worst(findings.iter().map(|f| f.status));
     let mut parts: Vec<String> = findings.iter().map(|f| f.reason.clone()).collect();
     if !access.read_all_settings {
-        let hidden: Vec<&str> = SETTINGS
+        let hidden: Vec<&str> = SUPERUSER_ONLY
             .iter()
             .copied()
             .filter(|n| !values.contains_key(*n))
@@ -848,6 +850,33 @@ mod tests {
             (Some(6), Some(7))
         );
         assert_eq!(hba.differs_from_running, None);
+    }
+
+    /// PostgreSQL 12 as an unprivileged role sees it: ssl_crl_dir does not
+    /// exist there (14+), so it is not "hidden"; the five that are, are named.
+    #[test]
+    fn hidden_settings_are_the_superuser_only_ones() {
+        let mut facts = article();
+        facts.access.as_mut().unwrap().read_all_settings = false;
+        facts.settings = [
+            "password_encryption",
+            "ssl",
+            "ssl_ca_file",
+            "ssl_cert_file",
+            "ssl_crl_file",
+            "ssl_key_file",
+            "ssl_prefer_server_ciphers",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), "x".to_string()))
+        .collect();
+        let check = &evaluate(&facts, &[]).checks[0];
+        assert_eq!(check.status, Status::Unknown);
+        assert!(
+            check.summary.starts_with("ssl_min_protocol_version, ssl_max_protocol_version, ssl_ciphers, ssl_ecdh_curve, hba_file not visible to monitor"),
+            "{}",
+            check.summary
+        );
     }
 
     #[test]
