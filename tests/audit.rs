@@ -576,7 +576,8 @@ fn audit_blocked_rules_end_at_the_deadline() {
 
 /// pg_hba_file_rules changed shape across majors (file_name and rule_number
 /// from 16 on, read by name): the same hole is named by file and line on
-/// every major of the matrix, with README's GRANTs.
+/// every major of the matrix, with README's GRANTs, which also show another
+/// role's plaintext session there.
 #[test]
 fn audit_reads_hba_rules_on_every_major() {
     let hba = "\
@@ -599,14 +600,25 @@ host      all       all       ::/0            reject
         let root = server.client_file("root.crt", &ca_pem);
         grant(&server, &README_GRANTS);
         grant(&server, &[README_STAT_GRANT]);
+        server.psql(&format!(
+            "SET password_encryption = 'scram-sha-256'; CREATE ROLE plain LOGIN PASSWORD '{}';",
+            pg::PASSWORD
+        ));
+        let _plain = server.hold_session(
+            "host=127.0.0.1 sslmode=disable user=plain dbname=postgres",
+            pg::PASSWORD,
+            "held-plain",
+        );
         let out = audit(&server, &root).arg("--skip-plaintext-check").run();
         // Before 14 password_encryption defaults to md5, and the shared
         // postgresql.conf leaves it at the default: a real finding there.
         let settings = if major < 14 { "WARNING" } else { "OK" };
-        out.expect_exit(1)
+        out.expect_exit(2)
             .expect_check("audit_hba", "WARNING")
             .expect_check("audit_settings", settings)
-            .expect_check("audit_sessions", "OK")
+            .expect_check("audit_sessions", "CRITICAL")
+            .expect_at("/audit/sessions/plaintext", 1)
+            .expect_at("/audit/sessions/plaintext_sessions/0/user", "plain")
             .expect_at(
                 "/audit/settings/values/password_encryption",
                 if major < 14 { "md5" } else { "scram-sha-256" },
