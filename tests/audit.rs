@@ -156,7 +156,14 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
     grant(&server, &[README_STAT_GRANT]);
     // A line PostgreSQL cannot parse; written after startup (a server does
     // not start with it), dated after the last load.
-    let broken = format!("{hba}host      all       all       10.0.0.0/33     scram-sha-256\n");
+    // Two more that PostgreSQL cannot load: a radiussecrets list it cannot
+    // split (a row with every column NULL, error included), and an LDAP
+    // password with an unquoted comma (its tail quoted in `error`).
+    let broken = format!(
+        "{hba}host      all       all       10.0.0.0/33     scram-sha-256\n\
+         host      all       all       10.5.0.0/16     radius radiusservers=127.0.0.1 radiussecrets=\"R4dius-S3cret,,x\"\n\
+         host      all       all       10.6.0.0/16     ldap ldapserver=ldap.example ldapbindpasswd=Bind-S3cret,Pw-Tail ldapbasedn=dc=x\n"
+    );
     server.rewrite_hba(&broken, SystemTime::now() + Duration::from_secs(120));
     let out = audit(&server, &root).arg("--skip-plaintext-check").run();
     out.expect_exit(2)
@@ -213,11 +220,19 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
     let f = finding_at(&out, Some(8));
     assert_eq!(f["status"], "CRITICAL", "{f}");
     assert!(f["reason"].as_str().unwrap().contains("/33"), "{f}");
+    for line in [9, 10] {
+        let f = finding_at(&out, Some(line));
+        assert_eq!(f["status"], "CRITICAL", "{f}");
+        assert!(
+            f["reason"].as_str().unwrap().contains("does not parse"),
+            "{f}"
+        );
+    }
     let missing = finding_at(&out, None);
     assert_eq!(missing["status"], "WARNING", "{missing}");
     assert_eq!(
         out.at("/audit/hba_rules").as_array().unwrap().len(),
-        9,
+        11,
         "{}",
         out.context()
     );
@@ -232,12 +247,23 @@ host      postgres  all       10.4.0.0/16     ldap ldapserver=ldap.example ldapb
             && summary.contains("line 8 (does not parse)"),
         "{summary}"
     );
-    out.expect_absent("Bind-S3cret");
+    for secret in ["Bind-S3cret", "Pw-Tail", "R4dius-S3cret"] {
+        out.expect_absent(secret);
+    }
+    for format in ["nagios", "text"] {
+        let raw = audit(&server, &root)
+            .arg("--skip-plaintext-check")
+            .format(format)
+            .run_raw();
+        raw.expect_code(2);
+        for secret in ["Bind-S3cret", "Pw-Tail", "R4dius-S3cret"] {
+            raw.expect_absent(secret);
+        }
+    }
     let nagios = audit(&server, &root)
         .arg("--skip-plaintext-check")
         .format("nagios")
         .run_raw();
-    nagios.expect_code(2).expect_absent("Bind-S3cret");
     assert!(
         nagios.stdout.contains(&format!(
             "CRITICAL audit_hba {file}:4 [hostnossl postgres nobody 10.1.0.0/16 trust]"
@@ -550,7 +576,8 @@ fn audit_blocked_rules_end_at_the_deadline() {
 
 /// pg_hba_file_rules changed shape across majors (file_name and rule_number
 /// from 16 on, read by name): the same hole is named by file and line on
-/// every major of the matrix, with README's GRANTs.
+/// every major of the matrix, with README's GRANTs, which also show another
+/// role's plaintext session there.
 #[test]
 fn audit_reads_hba_rules_on_every_major() {
     let hba = "\
@@ -572,21 +599,36 @@ host      all       all       ::/0            reject
         };
         let root = server.client_file("root.crt", &ca_pem);
         grant(&server, &README_GRANTS);
+        grant(&server, &[README_STAT_GRANT]);
+        server.psql(&format!(
+            "SET password_encryption = 'scram-sha-256'; CREATE ROLE plain LOGIN PASSWORD '{}';",
+            pg::PASSWORD
+        ));
+        let _plain = server.hold_session(
+            "host=127.0.0.1 sslmode=disable user=plain dbname=postgres",
+            pg::PASSWORD,
+            "held-plain",
+        );
         let out = audit(&server, &root).arg("--skip-plaintext-check").run();
         // Before 14 password_encryption defaults to md5, and the shared
         // postgresql.conf leaves it at the default: a real finding there.
         let settings = if major < 14 { "WARNING" } else { "OK" };
-        out.expect_exit(1)
+        out.expect_exit(2)
             .expect_check("audit_hba", "WARNING")
             .expect_check("audit_settings", settings)
-            .expect_check("audit_sessions", "OK")
+            .expect_check("audit_sessions", "CRITICAL")
+            .expect_at("/audit/sessions/plaintext", 1)
+            .expect_at("/audit/sessions/plaintext_sessions/0/user", "plain")
             .expect_at(
                 "/audit/settings/values/password_encryption",
                 if major < 14 { "md5" } else { "scram-sha-256" },
             )
             .expect_at("/audit/sessions/tls", 1)
             .expect_at("/audit/hba/catch_all_reject/ipv4", 4)
-            .expect_at("/audit/hba/catch_all_reject/ipv6", 5);
+            .expect_at("/audit/hba/catch_all_reject/ipv6", 5)
+            .expect_at("/audit/hba/reload/kind", "checked")
+            .expect_at("/audit/hba/reload/pending", false)
+            .expect_at("/audit/hba/differs_from_running", false);
         let f = finding_at(&out, Some(3));
         assert_eq!(f["status"], "WARNING", "PostgreSQL {major}: {f}");
         assert_eq!(

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The settings the audit reports. Most ssl_* settings are superuser-only
-/// (visible with pg_read_all_settings); `hba_file` names the rules' file
-/// before PostgreSQL 16 added `file_name` to the view.
+/// The settings the audit reports. [`SUPERUSER_ONLY`] ones need
+/// pg_read_all_settings; `hba_file` names the rules' file before
+/// PostgreSQL 16 added `file_name` to the view.
 pub const SETTINGS: &[&str] = &[
     "ssl",
     "ssl_min_protocol_version",
@@ -24,6 +24,17 @@ pub const SETTINGS: &[&str] = &[
     "ssl_ca_file",
     "ssl_crl_file",
     "ssl_crl_dir",
+    "hba_file",
+];
+
+/// The [`SETTINGS`] that only superusers and pg_read_all_settings members
+/// see (GUC_SUPERUSER_ONLY, PostgreSQL 12 to 18). Any other one missing from
+/// pg_settings does not exist on that major (ssl_crl_dir before 14).
+pub const SUPERUSER_ONLY: &[&str] = &[
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "ssl_ciphers",
+    "ssl_ecdh_curve",
     "hba_file",
 ];
 

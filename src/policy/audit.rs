@@ -7,13 +7,14 @@
 //! recipe line they break, so the fix is in the message.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::{Finding, Status, TlsVersion};
-use crate::facts::audit::{AuditAccess, AuditFacts, HbaRule, ReloadCheck, TcpSession, SETTINGS};
+use crate::facts::audit::{
+    AuditAccess, AuditFacts, HbaRule, ReloadCheck, TcpSession, SUPERUSER_ONLY,
+};
 
 const RECIPE_SSL: &str = "ssl = on";
 const RECIPE_MIN: &str = "ssl_min_protocol_version = 'TLSv1.2'";
@@ -21,9 +22,9 @@ const RECIPE_HOSTSSL: &str = "hostssl all all 0.0.0.0/0 scram-sha-256";
 const RECIPE_REJECT_V4: &str = "host all all 0.0.0.0/0 reject";
 const RECIPE_REJECT_V6: &str = "host all all ::/0 reject";
 
-/// Methods that make the client send its password in clear over the
-/// connection: fatal without TLS.
-const CLEARTEXT_METHODS: &[&str] = &["password", "ldap", "radius", "pam", "bsd"];
+/// Methods that make the client send its password (oauth, PostgreSQL 18:
+/// its bearer token) in clear over the connection: fatal without TLS.
+const CLEARTEXT_METHODS: &[&str] = &["password", "ldap", "radius", "pam", "bsd", "oauth"];
 
 /// At most this many items are named in a one-line summary.
 const NAMED: usize = 3;
@@ -49,6 +50,16 @@ impl Cidr {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
             None => max,
         };
+        // A range inside ::ffff:0:0/96 is its IPv4 range, as clients are
+        // compared (`contains`); other IPv6 ranges never take IPv4 clients.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
         Ok(Cidr { addr, prefix })
     }
 
@@ -72,12 +83,6 @@ impl Cidr {
             .checked_shl(128 - u32::from(self.prefix))
             .unwrap_or(0);
         bits(ip) & mask == bits(self.addr) & mask
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 
@@ -277,7 +282,7 @@ fn settings(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Option<Settin
     let mut status = worst(findings.iter().map(|f| f.status));
     let mut parts: Vec<String> = findings.iter().map(|f| f.reason.clone()).collect();
     if !access.read_all_settings {
-        let hidden: Vec<&str> = SETTINGS
+        let hidden: Vec<&str> = SUPERUSER_ONLY
             .iter()
             .copied()
             .filter(|n| !values.contains_key(*n))
@@ -378,7 +383,7 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
             });
         }
     }
-    let has_errors = hba.rules.iter().any(|r| r.error.is_some());
+    let has_errors = hba.rules.iter().any(unparsed);
     let pending = matches!(hba.reload, ReloadCheck::Checked { pending: true, .. });
     let differs = if has_errors || pending {
         Some(true)
@@ -405,10 +410,20 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
         parts.push(format!(
             "{default_file}: {counts}; {}: {}",
             status.label(),
-            named(&worst_ones, |f| match (f.line, &f.rule) {
-                (Some(line), Some(rule)) => format!("line {line} [{rule}]"),
-                (Some(line), None) => format!("line {line} (does not parse)"),
-                (None, _) => f.reason.clone(),
+            named(&worst_ones, |f| {
+                // Rules from an included file (PostgreSQL 16+) say which.
+                let at = |line| {
+                    if f.file == default_file {
+                        format!("line {line}")
+                    } else {
+                        format!("{}:{line}", f.file)
+                    }
+                };
+                match (f.line, &f.rule) {
+                    (Some(line), Some(rule)) => format!("{} [{rule}]", at(line)),
+                    (Some(line), None) => format!("{} (does not parse)", at(line)),
+                    (None, _) => f.reason.clone(),
+                }
             })
         ));
     }
@@ -443,12 +458,26 @@ fn hba(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Vec<RuleFinding>, 
     )
 }
 
+/// A line PostgreSQL could not parse: with an `error`, or (a radiussecrets
+/// list it cannot split) with every column NULL, `error` included.
+fn unparsed(rule: &HbaRule) -> bool {
+    rule.error.is_some() || rule.kind.is_none()
+}
+
 /// What is wrong with one rule, or None when it is fine by the recipe.
 fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
     if let Some(error) = &rule.error {
-        return Some((Status::Critical, format!("line does not parse: {error}")));
+        return Some((
+            Status::Critical,
+            format!("line does not parse: {}", redact_error(error)),
+        ));
     }
-    let kind = rule.kind.as_deref()?;
+    let Some(kind) = rule.kind.as_deref() else {
+        return Some((
+            Status::Critical,
+            "line does not parse (pg_hba_file_rules gives no reason; the server log of a reload does)".into(),
+        ));
+    };
     let method = rule.auth_method.as_deref().unwrap_or("");
     if kind == "local" || method == "reject" {
         return None;
@@ -465,6 +494,8 @@ fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
         "host" | "hostnossl" | "hostnogssenc" => {
             let how = if trust {
                 ", with trust (no password at all)"
+            } else if method == "oauth" {
+                ", and the bearer token crosses the network in clear"
             } else if cleartext {
                 ", and the password crosses the network in clear"
             } else {
@@ -483,14 +514,15 @@ fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
             Status::Warning,
             format!("encrypted by GSSAPI, not TLS (recipe line `{RECIPE_HOSTSSL}`)"),
         ),
-        _ => {
-            if trust {
-                flag(
-                    Status::Warning,
-                    format!("trust over TCP: anyone who reaches the port logs in without a password, TLS or not (recipe line `{RECIPE_HOSTSSL}`)"),
-                );
-            }
-        }
+        _ => {}
+    }
+    // Encrypted rules (hostssl, hostgssenc): the reason above covers trust
+    // on the plaintext ones.
+    if trust && !matches!(kind, "host" | "hostnossl" | "hostnogssenc") {
+        flag(
+            Status::Warning,
+            format!("trust over TCP: anyone who reaches the port logs in without a password, TLS or not (recipe line `{RECIPE_HOSTSSL}`)"),
+        );
     }
     if method == "md5" || method == "password" {
         flag(
@@ -512,10 +544,16 @@ fn catch_all(rules: &[HbaRule]) -> CatchAll {
             && all(&r.database)
             && all(&r.user_name)
     }) {
-        let (v4, v6) = match (rule.address.as_deref(), rule.netmask.as_deref()) {
-            (Some("all"), _) => (true, true),
-            (Some("0.0.0.0"), Some("0.0.0.0")) => (true, false),
-            (Some("::"), Some("::")) => (false, true),
+        // A zero-length mask matches the whole family, whatever the address
+        // (the view shows `1.2.3.4/0` as written).
+        let whole = rule.netmask.as_deref().and_then(prefix_len) == Some(0);
+        let (v4, v6) = match rule.address.as_deref() {
+            Some("all") => (true, true),
+            Some(a) if whole => match a.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => (true, false),
+                Ok(IpAddr::V6(_)) => (false, true),
+                Err(_) => (false, false),
+            },
             _ => (false, false),
         };
         if v4 {
@@ -559,6 +597,18 @@ fn redact(option: &str) -> String {
     match option.split_once('=') {
         Some((name, _)) if SECRET_OPTIONS.contains(&name) => format!("{name}=(hidden)"),
         _ => option.to_string(),
+    }
+}
+
+/// The one error text of pg_hba_file_rules that quotes a raw word of the
+/// options: an unquoted comma in ldapbindpasswd or radiussecrets makes the
+/// rest of the secret such a word.
+fn redact_error(error: &str) -> String {
+    const BARE_WORD: &str = "authentication option not in name=value format:";
+    if error.starts_with(BARE_WORD) {
+        format!("{BARE_WORD} (word hidden: it may be part of a password; quote values that contain a comma)")
+    } else {
+        error.to_string()
     }
 }
 
@@ -795,6 +845,33 @@ mod tests {
         assert_eq!(hba.differs_from_running, None);
     }
 
+    /// PostgreSQL 12 as an unprivileged role sees it: ssl_crl_dir does not
+    /// exist there (14+), so it is not "hidden"; the five that are, are named.
+    #[test]
+    fn hidden_settings_are_the_superuser_only_ones() {
+        let mut facts = article();
+        facts.access.as_mut().unwrap().read_all_settings = false;
+        facts.settings = [
+            "password_encryption",
+            "ssl",
+            "ssl_ca_file",
+            "ssl_cert_file",
+            "ssl_crl_file",
+            "ssl_key_file",
+            "ssl_prefer_server_ciphers",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), "x".to_string()))
+        .collect();
+        let check = &evaluate(&facts, &[]).checks[0];
+        assert_eq!(check.status, Status::Unknown);
+        assert!(
+            check.summary.starts_with("ssl_min_protocol_version, ssl_max_protocol_version, ssl_ciphers, ssl_ecdh_curve, hba_file not visible to monitor"),
+            "{}",
+            check.summary
+        );
+    }
+
     #[test]
     fn settings_against_the_recipe() {
         let mut facts = article();
@@ -1007,7 +1084,7 @@ mod tests {
         assert!(!net.contains("10.2.0.1".parse().unwrap()));
         assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
         let host = Cidr::parse("192.0.2.7").unwrap();
-        assert_eq!(host.to_string(), "192.0.2.7/32");
+        assert_eq!(host, Cidr::parse("192.0.2.7/32").unwrap());
         assert!(host.contains("192.0.2.7".parse().unwrap()));
         assert!(!host.contains("192.0.2.8".parse().unwrap()));
         assert!(Cidr::parse("0.0.0.0/0")
@@ -1019,5 +1096,114 @@ mod tests {
         for bad in ["10.0.0.0/33", "fd00::/129", "db.internal", "10.0.0.0/", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// PostgreSQL leaves some lines that do not parse with every column
+    /// NULL, `error` included (a radiussecrets list it cannot split): still
+    /// a line that keeps the whole file from loading.
+    #[test]
+    fn line_without_type_or_error_does_not_parse() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            line_number: Some(9),
+            ..HbaRule::default()
+        });
+        let report = evaluate(&facts, &[]);
+        assert_eq!(report.checks[1].status, Status::Critical);
+        let f = &report.hba_rules[0];
+        assert_eq!((f.line, f.status), (Some(9), Status::Critical));
+        assert!(f.reason.contains("does not parse"), "{}", f.reason);
+        assert_eq!(report.hba.unwrap().differs_from_running, Some(true));
+    }
+
+    /// The one error text that quotes a raw option word: an unquoted comma
+    /// in a password or secret list makes its tail such a word.
+    #[test]
+    fn parse_errors_never_show_option_words() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            line_number: Some(9),
+            error: Some("authentication option not in name=value format: Rad-Two".into()),
+            ..HbaRule::default()
+        });
+        let report = evaluate(&facts, &[]);
+        let shown = format!("{:?}{}", report.hba_rules, report.checks[1].summary);
+        assert!(!shown.contains("Rad-Two"), "{shown}");
+        assert!(
+            report.hba_rules[0]
+                .reason
+                .contains("authentication option not in name=value format"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn encrypted_but_trusting_rules_say_trust() {
+        let (status, reason) = judge_rule(&rule(1, "hostgssenc all all 0.0.0.0/0 trust")).unwrap();
+        assert_eq!(status, Status::Warning);
+        assert!(reason.contains("trust"), "{reason}");
+    }
+
+    /// PostgreSQL 18's oauth sends a bearer token: in clear without TLS.
+    #[test]
+    fn oauth_without_tls_is_critical() {
+        let (status, reason) = judge_rule(&rule(1, "host all all 0.0.0.0/0 oauth")).unwrap();
+        assert_eq!(status, Status::Critical);
+        assert!(reason.contains("token"), "{reason}");
+        assert_eq!(
+            judge_rule(&rule(1, "hostssl all all 0.0.0.0/0 oauth")),
+            None
+        );
+    }
+
+    /// Any address with a zero-length mask matches the whole family.
+    #[test]
+    fn catch_all_by_mask_not_by_address_text() {
+        let mut facts = article();
+        let hba = facts.hba.as_mut().unwrap();
+        hba.rules.truncate(3);
+        hba.rules.push(HbaRule {
+            address: Some("1.2.3.4".into()),
+            netmask: Some("0.0.0.0".into()),
+            ..rule(6, "host all all 1.2.3.4 reject")
+        });
+        hba.rules.push(HbaRule {
+            address: Some("fd00::".into()),
+            netmask: Some("::".into()),
+            ..rule(7, "host all all fd00:: reject")
+        });
+        let catch_all = evaluate(&facts, &[]).hba.unwrap().catch_all_reject;
+        assert_eq!((catch_all.ipv4, catch_all.ipv6), (Some(6), Some(7)));
+    }
+
+    /// From PostgreSQL 16 rules can come from included files: the summary
+    /// names the file of a finding that is not in the main one.
+    #[test]
+    fn summary_names_included_files() {
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules.push(HbaRule {
+            file_name: Some("/etc/pg/conf.d/extra.conf".into()),
+            ..rule(2, "host all all 10.0.0.0/16 trust")
+        });
+        let summary = &evaluate(&facts, &[]).checks[1].summary;
+        assert!(
+            summary.contains("/etc/pg/conf.d/extra.conf:2 [host all all 10.0.0.0/16 trust]"),
+            "{summary}"
+        );
+    }
+
+    /// A range written as IPv4-mapped IPv6 matches the same clients as the
+    /// IPv4 range, whichever way the server shows their address.
+    #[test]
+    fn cidr_v4_mapped_ranges() {
+        let mapped = Cidr::parse("::ffff:10.1.0.0/112").unwrap();
+        assert_eq!(mapped, Cidr::parse("10.1.0.0/16").unwrap());
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("10.2.0.1".parse().unwrap()));
+        // IPv6 ranges outside ::ffff:0:0/96 never take IPv4 clients.
+        let v6 = Cidr::parse("::/0").unwrap();
+        assert!(!v6.contains("10.1.2.3".parse().unwrap()));
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
     }
 }

@@ -61,6 +61,10 @@ pub fn detail_lines(audit: &AuditReport) -> Vec<String> {
 /// The run's OK summary gains this when the audit ran (and so was clean).
 pub fn ok_part(audit: &AuditReport) -> String {
     match &audit.sessions {
+        Some(s) if s.plaintext_allowed > 0 => format!(
+            "audit clean ({} TCP sessions, {} plaintext from --allow-plaintext-from ranges)",
+            s.total, s.plaintext_allowed
+        ),
         Some(s) => format!("audit clean ({} TCP sessions, all encrypted)", s.total),
         None => "audit clean".to_string(),
     }

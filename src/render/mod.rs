@@ -220,6 +220,52 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         assert!(!plain.contains("sessions_"), "{plain}");
     }
 
+    /// An allowed plaintext session keeps the run OK, but the OK line must
+    /// not call every session encrypted.
+    #[test]
+    fn audit_ok_line_counts_allowed_plaintext() {
+        use crate::facts::audit::{AuditAccess, AuditFacts, TcpSession};
+        use crate::policy::audit::Cidr;
+        let mut facts = healthy();
+        facts.session.audit = Some(AuditFacts {
+            access: Some(AuditAccess {
+                role: "probe".into(),
+                read_all_settings: true,
+                read_all_stats: true,
+                ..AuditAccess::default()
+            }),
+            sessions: vec![TcpSession {
+                pid: 7,
+                user: Some("app".into()),
+                database: Some("db".into()),
+                client_addr: Some("10.0.0.9".into()),
+                application_name: None,
+                backend_type: Some("client backend".into()),
+                ssl: Some(false),
+                tls_version: None,
+                gss_encrypted: Some(false),
+            }],
+            ..AuditFacts::default()
+        });
+        let mut t = thresholds();
+        t.allow_plaintext_from = vec![Cidr::parse("10.0.0.0/8").unwrap()];
+        let mut report = evaluate(facts, target(), t);
+        // Only the sessions are judged here: the rest of the audit is OK.
+        report
+            .findings
+            .retain(|f| f.name != "audit_hba" && f.name != "audit_settings");
+        report.status = Status::Ok;
+        let first = render(&report, Format::Nagios);
+        let first = first.lines().next().unwrap();
+        assert!(!first.contains("all encrypted"), "{first}");
+        assert!(
+            first.contains(
+                "audit clean (1 TCP sessions, 1 plaintext from --allow-plaintext-from ranges)"
+            ),
+            "{first}"
+        );
+    }
+
     #[test]
     fn unusable_run_renders_in_every_format() {
         let report = Report::unusable("sslmode=require does not verify".into());
