@@ -359,3 +359,28 @@ fn refused_tls_leaves_every_version_undecided() {
         "server answered 'N' to the SSLRequest (no TLS)"
     );
 }
+
+/// A host in one of inet_aton's short forms ("127.1"), which libpq (and the
+/// session) read as 127.0.0.1: the scan must name the server the same way,
+/// not leave TLSv1.2 and TLSv1.3 undecided as "not a TLS name".
+#[test]
+fn inet_aton_host_is_scanned_like_the_session_connects() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .env("PGHOST", "127.1")
+        .args(["--scan", "full"])
+        .run();
+    out.expect_exit(0)
+        .expect_check("connection", "OK")
+        .expect_check("protocols", "OK")
+        .expect_check("ciphers", "OK");
+    assert_eq!(accepted(&out), [false, false, false, true, true]);
+    assert_eq!(
+        class(&out, "CBC-SHA1")["accepted"],
+        true,
+        "{}",
+        out.context()
+    );
+}

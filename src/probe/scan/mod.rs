@@ -173,13 +173,16 @@ fn alpn(target: &Target) -> Option<&'static [u8]> {
     (target.sslnegotiation == SslNegotiation::Direct).then_some(ALPN_POSTGRESQL)
 }
 
+/// The host as the session's TLS names it: an inet_aton short form
+/// ("127.1") is the IP address libpq reads it as.
+fn tls_name(target: &Target) -> String {
+    crate::tls::connector_name(&target.host)
+}
+
 /// Host name for SNI: none for an IP address (RFC 6066).
-fn sni(target: &Target) -> Option<&str> {
-    target
-        .host
-        .parse::<std::net::IpAddr>()
-        .is_err()
-        .then_some(target.host.as_str())
+fn sni(target: &Target) -> Option<String> {
+    let name = tls_name(target);
+    name.parse::<std::net::IpAddr>().is_err().then_some(name)
 }
 
 async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVersion) -> Verdict {
@@ -189,7 +192,7 @@ async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVer
     };
     let verdict = match version {
         ScanVersion::Tls12 | ScanVersion::Tls13 => {
-            modern::handshake(stream, &target.host, alpn(target), version).await
+            modern::handshake(stream, &tls_name(target), alpn(target), version).await
         }
         legacy => {
             let wire = wire_version(legacy);
@@ -268,8 +271,14 @@ async fn hello_round(
             "no random bytes for the ClientHello".into(),
         ));
     }
-    let bytes = hello::client_hello(version, suites, sni(target), alpn(target), &random)
-        .map_err(Verdict::Undecided)?;
+    let bytes = hello::client_hello(
+        version,
+        suites,
+        sni(target).as_deref(),
+        alpn(target),
+        &random,
+    )
+    .map_err(Verdict::Undecided)?;
     if let Err(e) = stream.write_all(&bytes).await {
         return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
     }
