@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_rustls::client::TlsStream;
@@ -93,7 +93,7 @@ pub async fn connect(
     let name = rustls_pki_types::ServerName::try_from(tls::connector_name(host))
         .map_err(|e| HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let session = connector.connect(name, stream).await.map_err(|e| {
+    let mut session = connector.connect(name, stream).await.map_err(|e| {
         let closed = matches!(
             e.kind(),
             io::ErrorKind::UnexpectedEof
@@ -109,6 +109,8 @@ pub async fn connect(
     })?;
     let alpn = session.get_ref().1.alpn_protocol();
     if negotiation == SslNegotiation::Direct && alpn != Some(ALPN_POSTGRESQL) {
+        // Refused, but end it as TLS should: close_notify, not a bare FIN.
+        let _ = session.shutdown().await;
         return Err(HandshakeError::NoAlpn);
     }
     Ok(session)
