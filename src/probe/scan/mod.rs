@@ -2,7 +2,8 @@
 //! classes) the server accepts, without OpenSSL.
 //!
 //! Every attempt is its own TCP connection: SSLRequest, 'S', then one
-//! handshake. SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built
+//! handshake (with `sslnegotiation=direct`, the handshake at once, offering
+//! ALPN `postgresql` from TLS 1.0 up; an SSLv3 hello has no extensions). SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built
 //! ClientHellos ([`hello`]) and judged by the ServerHello alone; TLS 1.2 and
 //! 1.3 by complete rustls handshakes ([`modern`]). Nothing but handshake
 //! messages and closing alerts is ever sent: no StartupMessage, no
@@ -17,8 +18,6 @@ mod modern;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use postgres_protocol::message::frontend;
 use tls_parser::TlsVersion as WireVersion;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,7 +25,7 @@ use tokio::net::TcpStream;
 use super::connect_any;
 use super::handshake::ALPN_POSTGRESQL;
 use crate::facts::{
-    CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion,
+    CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion, SessionFailure,
 };
 use crate::target::{SslNegotiation, Target};
 use hello::Reply;
@@ -147,25 +146,17 @@ async fn open_tls_channel(target: &Target, addrs: &[SocketAddr]) -> Result<TcpSt
     if target.sslnegotiation == SslNegotiation::Direct {
         return Ok(stream);
     }
-    let mut buf = BytesMut::new();
-    frontend::ssl_request(&mut buf);
-    stream
-        .write_all(&buf)
+    // The session's exchange: exactly one byte read, an error's text unread.
+    super::session::ssl_request(&mut stream)
         .await
-        .map_err(|e| format!("sending SSLRequest: {e}"))?;
-    let mut answer = [0u8; 1];
-    match stream.read(&mut answer).await {
-        Ok(0) => Err("connection closed in reply to the SSLRequest".into()),
-        Ok(_) if answer[0] == b'S' => Ok(stream),
-        Ok(_) if answer[0] == b'N' => Err("server answered 'N' to the SSLRequest (no TLS)".into()),
-        // Its text is unauthenticated and is not read (CVE-2024-10977).
-        Ok(_) if answer[0] == b'E' => Err("server answered the SSLRequest with an error".into()),
-        Ok(_) => Err(format!(
-            "not PostgreSQL: answered 0x{:02x} to the SSLRequest",
-            answer[0]
-        )),
-        Err(e) => Err(format!("reading SSLRequest reply: {e}")),
-    }
+        .map_err(|failure| match failure {
+            SessionFailure::TlsRefused => "server answered 'N' to the SSLRequest (no TLS)".into(),
+            SessionFailure::Connect { detail }
+            | SessionFailure::NotPostgres { detail }
+            | SessionFailure::Tls { detail } => detail,
+            other => format!("SSLRequest failed: {other:?}"),
+        })?;
+    Ok(stream)
 }
 
 /// ALPN to offer: PostgreSQL 17 refuses a direct handshake without it.
