@@ -384,3 +384,33 @@ fn inet_aton_host_is_scanned_like_the_session_connects() {
         out.context()
     );
 }
+
+/// An answer that came in time is kept even when the peer, which never
+/// closes, makes the goodbye run into the deadline: the goodbye is bounded
+/// by the deadline, the answer is not thrown away with it.
+#[test]
+fn an_answer_is_kept_when_the_close_runs_into_the_deadline() {
+    let fake = fake(Reply::TlsThenGarbage);
+    let out = Probe::port(fake.port)
+        .args(["--timeout", "0.4", "--skip-plaintext-check"])
+        .run();
+    for i in 0..5 {
+        let detail = out.at(&format!("/scan/protocols/{i}/detail"));
+        let detail = detail.as_str().unwrap_or_default();
+        assert!(
+            !detail.starts_with("no answer within"),
+            "{i}: {detail}\n{}",
+            out.context()
+        );
+    }
+    let detail = out.at("/scan/protocols/1/detail").as_str().unwrap();
+    assert!(
+        detail.starts_with("not a TLS record: de ad be ef"),
+        "{detail}"
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(1400),
+        "{:?}",
+        out.elapsed
+    );
+}

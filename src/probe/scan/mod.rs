@@ -78,10 +78,12 @@ pub async fn probe(
     budget: Duration,
 ) -> ScanFacts {
     let start = Instant::now();
-    let deadline = start + budget;
+    let bound = Bound {
+        began: start,
+        deadline: start + budget,
+    };
     let attempt = |v| async move {
-        let verdict = within(deadline, version_attempt(target, addrs, v)).await;
-        let (accepted, detail) = verdict.unwrap_or_else(|v| v).split();
+        let (accepted, detail) = version_attempt(target, addrs, v, bound).await.split();
         ProtocolAttempt {
             version: v,
             accepted,
@@ -93,7 +95,7 @@ pub async fn probe(
     let protocols = vec![ssl3, tls10, tls11, tls12, tls13];
     let ciphers = match level {
         ScanLevel::Protocols => None,
-        ScanLevel::Full => Some(cipher_round(target, addrs, &protocols, deadline).await),
+        ScanLevel::Full => Some(cipher_round(target, addrs, &protocols, bound).await),
     };
     ScanFacts {
         level,
@@ -123,40 +125,62 @@ pub fn undecided(level: ScanLevel, detail: &str) -> ScanFacts {
     }
 }
 
-/// Runs `attempt` until `deadline`; a timeout is an undecided verdict.
-async fn within<T>(
+/// The scan's time. Getting an answer and saying goodbye both end at the
+/// deadline, but separately: a goodbye cut short (a peer that never closes)
+/// must not turn an answer already read into "no answer".
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    began: Instant,
     deadline: Instant,
-    attempt: impl std::future::Future<Output = T>,
-) -> Result<T, Verdict> {
-    let start = Instant::now();
-    let limit = deadline.saturating_duration_since(start);
-    tokio::time::timeout(limit, attempt).await.map_err(|_| {
-        Verdict::Undecided(format!(
-            "no answer within {:.1} s",
-            start.elapsed().as_secs_f64()
-        ))
-    })
+}
+
+impl Bound {
+    /// Runs one step towards the answer; a timeout is an undecided verdict.
+    async fn answer<T>(self, step: impl std::future::Future<Output = T>) -> Result<T, Verdict> {
+        tokio::time::timeout_at(self.deadline.into(), step)
+            .await
+            .map_err(|_| {
+                Verdict::Undecided(format!(
+                    "no answer within {:.1} s",
+                    self.began.elapsed().as_secs_f64()
+                ))
+            })
+    }
+
+    /// Runs the closing exchange, for as long as the deadline allows.
+    async fn goodbye(self, close: impl std::future::Future<Output = ()>) {
+        let _ = tokio::time::timeout_at(self.deadline.into(), close).await;
+    }
 }
 
 /// TCP connect, then SSLRequest and exactly one byte 'S' back, or nothing
 /// more under direct TLS: the socket is then ready for a ClientHello. The
 /// scan negotiates as the session does, so it sees the path clients take.
-async fn open_tls_channel(target: &Target, addrs: &[SocketAddr]) -> Result<TcpStream, String> {
-    let mut stream = connect_any(addrs).await?;
-    if target.sslnegotiation == SslNegotiation::Direct {
-        return Ok(stream);
-    }
-    // The session's exchange: exactly one byte read, an error's text unread.
-    super::session::ssl_request(&mut stream)
-        .await
-        .map_err(|failure| match failure {
-            SessionFailure::TlsRefused => "server answered 'N' to the SSLRequest (no TLS)".into(),
-            SessionFailure::Connect { detail }
-            | SessionFailure::NotPostgres { detail }
-            | SessionFailure::Tls { detail } => detail,
-            other => format!("SSLRequest failed: {other:?}"),
-        })?;
-    Ok(stream)
+async fn open_tls_channel(
+    target: &Target,
+    addrs: &[SocketAddr],
+    bound: Bound,
+) -> Result<TcpStream, Verdict> {
+    let open = async {
+        let mut stream = connect_any(addrs).await?;
+        if target.sslnegotiation == SslNegotiation::Direct {
+            return Ok(stream);
+        }
+        // The session's exchange: exactly one byte read, an error's text unread.
+        super::session::ssl_request(&mut stream)
+            .await
+            .map_err(|failure| match failure {
+                SessionFailure::TlsRefused => {
+                    "server answered 'N' to the SSLRequest (no TLS)".to_string()
+                }
+                SessionFailure::Connect { detail }
+                | SessionFailure::NotPostgres { detail }
+                | SessionFailure::Tls { detail } => detail,
+                other => format!("SSLRequest failed: {other:?}"),
+            })?;
+        Ok(stream)
+    };
+    bound.answer(open).await?.map_err(Verdict::Undecided)
 }
 
 /// ALPN to offer: PostgreSQL 17 refuses a direct handshake without it.
@@ -176,20 +200,25 @@ fn sni(target: &Target) -> Option<String> {
     name.parse::<std::net::IpAddr>().is_err().then_some(name)
 }
 
-async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVersion) -> Verdict {
-    let stream = match open_tls_channel(target, addrs).await {
+async fn version_attempt(
+    target: &Target,
+    addrs: &[SocketAddr],
+    version: ScanVersion,
+    bound: Bound,
+) -> Verdict {
+    let stream = match open_tls_channel(target, addrs, bound).await {
         Ok(s) => s,
-        Err(detail) => return Verdict::Undecided(detail),
+        Err(verdict) => return verdict,
     };
     let verdict = match version {
         ScanVersion::Tls12 | ScanVersion::Tls13 => {
-            modern::handshake(stream, &tls_name(target), alpn(target), version).await
+            modern::handshake(stream, &tls_name(target), alpn(target), version, bound).await
         }
         legacy => {
             let wire = wire_version(legacy);
             version_verdict(
                 wire,
-                hello_round(stream, target, wire, &hello::LEGACY_SUITES).await,
+                hello_round(stream, target, wire, &hello::LEGACY_SUITES, bound).await,
             )
         }
     };
@@ -248,13 +277,14 @@ fn wire_version(v: ScanVersion) -> WireVersion {
 }
 
 /// Sends one ClientHello and reads the first record of the answer; the
-/// connection is then closed cleanly whatever it said.
+/// connection is then closed cleanly whatever it said, within the deadline.
 /// Ok is a ServerHello (version, suite); Err the refusal or the doubt.
 async fn hello_round(
     mut stream: TcpStream,
     target: &Target,
     version: WireVersion,
     suites: &[u16],
+    bound: Bound,
 ) -> Result<(WireVersion, u16), Verdict> {
     let mut random = [0u8; 32];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
@@ -270,15 +300,24 @@ async fn hello_round(
         &random,
     )
     .map_err(Verdict::Undecided)?;
-    if let Err(e) = stream.write_all(&bytes).await {
-        return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
-    }
-    let reply = read_reply(&mut stream).await;
+    let reply = bound
+        .answer(async {
+            if let Err(e) = stream.write_all(&bytes).await {
+                return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
+            }
+            read_reply(&mut stream).await
+        })
+        .await
+        .and_then(|reply| reply);
     // Abandon the handshake politely, then wait for the server to close,
     // so neither side sees a reset and no socket is left half-open.
-    let _ = stream.write_all(&hello::cancel_alerts(version)).await;
-    let _ = stream.shutdown().await;
-    drain(&mut stream).await;
+    bound
+        .goodbye(async {
+            let _ = stream.write_all(&hello::cancel_alerts(version)).await;
+            let _ = stream.shutdown().await;
+            drain(&mut stream).await;
+        })
+        .await;
     match reply {
         Ok(Reply::ServerHello { version, suite }) => Ok((version, suite)),
         Ok(Reply::Alert { fatal, code }) => {
@@ -341,7 +380,7 @@ async fn cipher_round(
     target: &Target,
     addrs: &[SocketAddr],
     protocols: &[ProtocolAttempt],
-    deadline: Instant,
+    bound: Bound,
 ) -> Vec<CipherAttempt> {
     let older = protocols.iter().filter(|p| p.version <= ScanVersion::Tls12);
     let best = older
@@ -364,19 +403,14 @@ async fn cipher_round(
     let wire = wire_version(best);
     let attempt = |class| async move {
         let suites = classes::suites(class);
-        let (verdict, chosen) = within(deadline, async {
-            let stream = match open_tls_channel(target, addrs).await {
-                Ok(s) => s,
-                Err(detail) => return (Verdict::Undecided(detail), None),
-            };
-            cipher_verdict(
+        let (verdict, chosen) = match open_tls_channel(target, addrs, bound).await {
+            Ok(stream) => cipher_verdict(
                 wire,
                 &suites,
-                hello_round(stream, target, wire, &suites).await,
-            )
-        })
-        .await
-        .unwrap_or_else(|v| (v, None));
+                hello_round(stream, target, wire, &suites, bound).await,
+            ),
+            Err(verdict) => (verdict, None),
+        };
         cipher_fact(class, chosen, verdict)
     };
     let [a, b, c, d, e, f] = CipherClass::ALL.map(attempt);

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::hello::describe_alert;
-use super::{classes::suite_name, drain, Verdict};
+use super::{classes::suite_name, drain, Bound, Verdict};
 use crate::facts::ScanVersion;
 use crate::tls;
 
@@ -80,6 +80,7 @@ pub async fn handshake(
     host: &str,
     alpn: Option<&[u8]>,
     wanted: ScanVersion,
+    bound: Bound,
 ) -> Verdict {
     let version: &'static SupportedProtocolVersion = match wanted {
         ScanVersion::Tls13 => &rustls::version::TLS13,
@@ -105,11 +106,10 @@ pub async fn handshake(
         Ok(n) => n,
         Err(e) => return Verdict::Undecided(format!("host \"{host}\" is not a TLS name: {e}")),
     };
-    match TlsConnector::from(Arc::new(config))
-        .connect(name, stream)
-        .await
-    {
-        Ok(mut tls) => {
+    let connect = TlsConnector::from(Arc::new(config)).connect(name, stream);
+    match bound.answer(connect).await {
+        Err(timeout) => timeout,
+        Ok(Ok(mut tls)) => {
             let (_, conn) = tls.get_ref();
             let suite = conn.negotiated_cipher_suite().map_or_else(
                 || "unknown suite".into(),
@@ -118,15 +118,19 @@ pub async fn handshake(
             let negotiated = conn.protocol_version().map(u16::from);
             // close_notify, then read until the server closes: unread data
             // (a TLS 1.3 session ticket) would make our close a reset.
-            let _ = tls.shutdown().await;
-            drain(&mut tls).await;
+            bound
+                .goodbye(async {
+                    let _ = tls.shutdown().await;
+                    drain(&mut tls).await;
+                })
+                .await;
             if negotiated == Some(u16::from(version.version)) {
                 Verdict::Accepted(format!("ServerHello {}, {suite}", wanted.name()))
             } else {
                 Verdict::Undecided("handshake completed with another version".into())
             }
         }
-        Err(e) => refusal(&e),
+        Ok(Err(e)) => refusal(&e),
     }
 }
 
