@@ -32,8 +32,9 @@ pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 /// Why the handshake did not produce a usable session.
 #[derive(Debug)]
 pub enum HandshakeError {
-    /// The server ended the connection before sending anything of its
-    /// handshake: what PostgreSQL 16 and older do with a direct ClientHello.
+    /// The server ended the connection before its certificate was seen:
+    /// what PostgreSQL 16 and older do with a direct ClientHello. (A TLS 1.3
+    /// ServerHello may have come first; no server seen does that.)
     ClosedBeforeReply(io::Error),
     /// The handshake completed without the `postgresql` ALPN protocol.
     NoAlpn,
@@ -100,7 +101,7 @@ pub async fn connect(
                 | io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
         );
-        // Nothing of the server's handshake was seen: it hung up on the ClientHello.
+        // No certificate seen: taken as a hang-up on the ClientHello.
         if closed && recorder.progress() == HandshakeProgress::NotStarted {
             HandshakeError::ClosedBeforeReply(e)
         } else {
