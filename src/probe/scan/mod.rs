@@ -255,11 +255,19 @@ fn cipher_verdict(
             (Verdict::Accepted(detail), Some(name))
         }
         Ok((v, suite)) => {
-            let detail = format!(
-                "server answered {} with {}, which was not offered",
+            let answered = format!(
+                "server answered {} with {}",
                 hello::version_name(v),
                 classes::suite_name(suite)
             );
+            let detail = if v == offered {
+                format!("{answered}, which was not offered")
+            } else {
+                format!(
+                    "{answered}, but {} was offered",
+                    hello::version_name(offered)
+                )
+            };
             (Verdict::Undecided(detail), None)
         }
         Err(v) => (v, None),
@@ -461,8 +469,23 @@ mod tests {
         let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0xc02f)));
         assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
         assert_eq!(chosen, None);
+        assert_eq!(
+            v,
+            Verdict::Undecided(
+                "server answered TLSv1.2 with TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, \
+                 which was not offered"
+                    .into()
+            )
+        );
         let (v, _) = cipher_verdict(tls12, &[0x000a], Ok((WireVersion::Tls11, 0x000a)));
-        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+        assert_eq!(
+            v,
+            Verdict::Undecided(
+                "server answered TLSv1.1 with TLS_RSA_WITH_3DES_EDE_CBC_SHA, \
+                 but TLSv1.2 was offered"
+                    .into()
+            )
+        );
     }
 
     #[test]
