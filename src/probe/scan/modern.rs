@@ -200,6 +200,7 @@ mod tests {
             let mut buf = vec![0u8; 4096];
             while !server.wants_write() {
                 let n = tcp.read(&mut buf).await.unwrap();
+                assert!(n > 0, "client closed before its ClientHello");
                 server.read_tls(&mut &buf[..n]).unwrap();
                 server.process_new_packets().unwrap();
             }
