@@ -2,8 +2,10 @@
 //! imitate: what the probe puts on the wire, a TLS endpoint that negotiates
 //! no ALPN, and the argument rules. Real PostgreSQL 12–18 are in `matrix`.
 
-use std::net::TcpListener;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -115,17 +117,48 @@ fn tls_endpoint(alpn: &[&[u8]]) -> (u16, tempfile::NamedTempFile, Endpoint) {
             }
         }
         let alpn = tls.alpn_protocol().map(<[u8]>::to_vec);
+        let clean = closed_with_close_notify(&mut tls, &mut tcp);
         tls.send_close_notify();
         let _ = tls.complete_io(&mut tcp);
-        Some(alpn)
+        Some(Served { alpn, clean })
     });
     let root = tempfile::NamedTempFile::new().expect("temp root file");
     std::fs::write(root.path(), &ca.cert_pem).expect("write root");
     (port, root, server)
 }
 
-/// The endpoint's thread: `Some(selected ALPN)` after a completed handshake.
-type Endpoint = std::thread::JoinHandle<Option<Option<Vec<u8>>>>;
+/// The endpoint's thread: `Some` after a completed handshake.
+type Endpoint = std::thread::JoinHandle<Option<Served>>;
+
+/// What a completed handshake at the endpoint ended with.
+#[derive(Debug, PartialEq, Eq)]
+struct Served {
+    /// The ALPN protocol selected.
+    alpn: Option<Vec<u8>>,
+    /// The client sent close_notify before closing its side.
+    clean: bool,
+}
+
+/// Reads until the client closes: true if it sent close_notify first.
+fn closed_with_close_notify(tls: &mut rustls::ServerConnection, tcp: &mut TcpStream) -> bool {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 1024];
+    loop {
+        match tls.reader().read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        match tls.read_tls(tcp) {
+            Ok(0) => {
+                return tls.process_new_packets().is_ok() && tls.reader().read(&mut buf).is_ok()
+            }
+            Ok(_) if tls.process_new_packets().is_ok() => {}
+            _ => return false,
+        }
+    }
+}
 
 /// `--sslnegotiation direct` against a TLS endpoint, with a password that
 /// must never be sent: refused, CRITICAL, "not supported".
@@ -157,8 +190,11 @@ fn direct_without_alpn_is_refused() {
     );
     assert_eq!(
         server.join().expect("server thread"),
-        Some(None),
-        "handshake completed with no ALPN selected"
+        Some(Served {
+            alpn: None,
+            clean: true
+        }),
+        "handshake completed with no ALPN selected, then close_notify"
     );
 }
 

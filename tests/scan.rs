@@ -359,3 +359,58 @@ fn refused_tls_leaves_every_version_undecided() {
         "server answered 'N' to the SSLRequest (no TLS)"
     );
 }
+
+/// A host in one of inet_aton's short forms ("127.1"), which libpq (and the
+/// session) read as 127.0.0.1: the scan must name the server the same way,
+/// not leave TLSv1.2 and TLSv1.3 undecided as "not a TLS name".
+#[test]
+fn inet_aton_host_is_scanned_like_the_session_connects() {
+    let Some((server, root)) = article() else {
+        return;
+    };
+    let out = Probe::server(server, root)
+        .env("PGHOST", "127.1")
+        .args(["--scan", "full"])
+        .run();
+    out.expect_exit(0)
+        .expect_check("connection", "OK")
+        .expect_check("protocols", "OK")
+        .expect_check("ciphers", "OK");
+    assert_eq!(accepted(&out), [false, false, false, true, true]);
+    assert_eq!(
+        class(&out, "CBC-SHA1")["accepted"],
+        true,
+        "{}",
+        out.context()
+    );
+}
+
+/// An answer that came in time is kept even when the peer, which never
+/// closes, makes the goodbye run into the deadline: the goodbye is bounded
+/// by the deadline, the answer is not thrown away with it.
+#[test]
+fn an_answer_is_kept_when_the_close_runs_into_the_deadline() {
+    let fake = fake(Reply::TlsThenGarbage);
+    let out = Probe::port(fake.port)
+        .args(["--timeout", "0.4", "--skip-plaintext-check"])
+        .run();
+    for i in 0..5 {
+        let detail = out.at(&format!("/scan/protocols/{i}/detail"));
+        let detail = detail.as_str().unwrap_or_default();
+        assert!(
+            !detail.starts_with("no answer within"),
+            "{i}: {detail}\n{}",
+            out.context()
+        );
+    }
+    let detail = out.at("/scan/protocols/1/detail").as_str().unwrap();
+    assert!(
+        detail.starts_with("not a TLS record: de ad be ef"),
+        "{detail}"
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(1400),
+        "{:?}",
+        out.elapsed
+    );
+}

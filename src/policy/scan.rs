@@ -161,10 +161,15 @@ fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
             ),
         );
     }
+    // Only with --weak-ciphers ignore: undecided is then no finding, but named.
+    let undecided = match class_list(open.iter().copied()) {
+        list if list.is_empty() => list,
+        list => format!("; undecided: {list}"),
+    };
     finding(
         "ciphers",
         Status::Ok,
-        format!("no weak cipher class accepted{info_note}"),
+        format!("no weak cipher class accepted{undecided}{info_note}"),
     )
 }
 
@@ -320,5 +325,21 @@ mod tests {
         );
         facts.ciphers.as_mut().unwrap()[0].accepted = None;
         assert_eq!(findings(&facts, &t)[1].status, Status::Unknown);
+    }
+
+    /// With `--weak-ciphers ignore` an undecided class is no finding, but the
+    /// summary must not claim what was not seen.
+    #[test]
+    fn ignored_undecided_classes_are_not_called_refused() {
+        let mut facts = scan(MODERN);
+        facts.ciphers = Some(vec![
+            cipher(CipherClass::Null, None, None),
+            cipher(CipherClass::Rc4, Some(false), None),
+        ]);
+        let mut t = thresholds();
+        t.scan.weak = None;
+        let f = &findings(&facts, &t)[1];
+        assert_eq!(f.status, Status::Ok);
+        assert_eq!(f.summary, "no weak cipher class accepted; undecided: NULL");
     }
 }

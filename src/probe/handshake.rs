@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_rustls::client::TlsStream;
@@ -32,8 +32,9 @@ pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 /// Why the handshake did not produce a usable session.
 #[derive(Debug)]
 pub enum HandshakeError {
-    /// The server ended the connection before sending anything of its
-    /// handshake: what PostgreSQL 16 and older do with a direct ClientHello.
+    /// The server ended the connection before its certificate was seen:
+    /// what PostgreSQL 16 and older do with a direct ClientHello. (A TLS 1.3
+    /// ServerHello may have come first; no server seen does that.)
     ClosedBeforeReply(io::Error),
     /// The handshake completed without the `postgresql` ALPN protocol.
     NoAlpn,
@@ -93,14 +94,14 @@ pub async fn connect(
     let name = rustls_pki_types::ServerName::try_from(tls::connector_name(host))
         .map_err(|e| HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let session = connector.connect(name, stream).await.map_err(|e| {
+    let mut session = connector.connect(name, stream).await.map_err(|e| {
         let closed = matches!(
             e.kind(),
             io::ErrorKind::UnexpectedEof
                 | io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
         );
-        // Nothing of the server's handshake was seen: it hung up on the ClientHello.
+        // No certificate seen: taken as a hang-up on the ClientHello.
         if closed && recorder.progress() == HandshakeProgress::NotStarted {
             HandshakeError::ClosedBeforeReply(e)
         } else {
@@ -109,6 +110,8 @@ pub async fn connect(
     })?;
     let alpn = session.get_ref().1.alpn_protocol();
     if negotiation == SslNegotiation::Direct && alpn != Some(ALPN_POSTGRESQL) {
+        // Refused, but end it as TLS should: close_notify, not a bare FIN.
+        let _ = session.shutdown().await;
         return Err(HandshakeError::NoAlpn);
     }
     Ok(session)

@@ -159,8 +159,9 @@ async fn login(
     Ok((client, connection))
 }
 
-/// Sends the SSLRequest and reads the answer: 'S' lets TLS start.
-async fn ssl_request(stream: &mut TcpStream) -> Result<(), SessionFailure> {
+/// Sends the SSLRequest and reads the answer: 'S' lets TLS start. Also
+/// the scan's way in, so both read the answer the same careful way.
+pub(super) async fn ssl_request(stream: &mut TcpStream) -> Result<(), SessionFailure> {
     let mut buf = BytesMut::new();
     frontend::ssl_request(&mut buf);
     stream

@@ -92,20 +92,37 @@ mod tests {
     /// Pins the classes (and the README table) to the table's content.
     #[test]
     fn classes_are_the_documented_suites() {
-        for class in CipherClass::ALL {
-            eprintln!("{}: {}", class.name(), hex(&suites(class)));
+        // The README's table, class by class.
+        let documented = [
+            (CipherClass::Null, "0001 0002 003b c001 c006 c00b c010 c015"),
+            (
+                CipherClass::Anonymous,
+                "0017 0018 0019 001a 001b 0034 003a 0046 006c 006d 0089 009b 00a6 00a7 \
+                 00bf 00c5 c015 c016 c017 c018 c019 c046 c047 c05a c05b c084 c085",
+            ),
+            (
+                CipherClass::Export,
+                "0003 0006 0008 000b 000e 0011 0014 0017 0019 0060 0061 0062 0063 0064 0065",
+            ),
+            (
+                CipherClass::Rc4,
+                "0003 0004 0005 0017 0018 0060 0064 0065 0066 c002 c007 c00c c011 c016",
+            ),
+            (
+                CipherClass::Des,
+                "0008 0009 000a 000b 000c 000d 000e 000f 0010 0011 0012 0013 0014 0015 \
+                 0016 0019 001a 001b 0062 0063 c003 c008 c00d c012 c017",
+            ),
+            (
+                CipherClass::CbcSha1,
+                "0007 002f 0030 0031 0032 0033 0035 0036 0037 0038 0039 0041 0042 0043 \
+                 0044 0045 0084 0085 0086 0087 0088 0096 0097 0098 0099 009a c004 c005 \
+                 c009 c00a c00e c00f c013 c014",
+            ),
+        ];
+        for (class, ids) in documented {
+            assert_eq!(hex(&suites(class)), ids, "{}", class.name());
         }
-        assert_eq!(
-            hex(&suites(CipherClass::Null)),
-            "0001 0002 003b c001 c006 c00b c010 c015"
-        );
-        assert!(suites(CipherClass::Des).contains(&0x000a));
-        assert!(suites(CipherClass::Des).contains(&0xc012));
-        assert!(suites(CipherClass::Rc4).contains(&0x0005));
-        assert!(suites(CipherClass::Anonymous).contains(&0x0034));
-        assert!(suites(CipherClass::Export).contains(&0x0003));
-        assert!(suites(CipherClass::CbcSha1).contains(&0xc014));
-        assert!(!suites(CipherClass::CbcSha1).contains(&0xc030));
         // PSK suites need a secret PostgreSQL never has.
         assert!(!suites(CipherClass::Rc4).contains(&0x008e));
         for class in CipherClass::ALL {

@@ -14,8 +14,13 @@ use tls_parser::{
     TlsPlaintext, TlsRecordHeader, TlsRecordType, TlsVersion,
 };
 
-/// A reply larger than one maximal record plus its header is not a ServerHello.
-pub const MAX_REPLY: usize = 5 + tls_parser::MAX_RECORD_LEN as usize;
+/// Warning alerts read past before the answer (RFC 6066 lets a server warn
+/// `unrecognized_name` and go on); more than this is no answer.
+pub const MAX_WARNINGS: usize = 4;
+
+/// A reply larger than one maximal record plus its header, after at most
+/// [`MAX_WARNINGS`] warning alerts, is not a ServerHello.
+pub const MAX_REPLY: usize = MAX_WARNINGS * 7 + 5 + tls_parser::MAX_RECORD_LEN as usize;
 
 /// Groups a client of the TLS 1.0 to 1.2 era offers; P-256 first as
 /// PostgreSQL's default `ssl_ecdh_curve` is prime256v1.
@@ -186,19 +191,48 @@ pub enum Reply {
     Garbage(String),
 }
 
-/// The first reply in `buf`; None while its first record is incomplete.
+/// The first reply in `buf` after any warning alerts; None while its record
+/// is incomplete.
 pub fn parse_reply(buf: &[u8]) -> Option<Reply> {
-    // Only the first message of the first record matters: parsing the rest
+    let mut rest = buf;
+    for _ in 0..=MAX_WARNINGS {
+        match parse_record(rest) {
+            Record::Warning(remaining) => rest = remaining,
+            Record::Incomplete => return None,
+            Record::Reply(reply) => return Some(reply),
+        }
+    }
+    Some(Reply::Garbage(format!(
+        "more than {MAX_WARNINGS} warning alerts: {}",
+        hex(buf)
+    )))
+}
+
+enum Record<'a> {
+    /// A warning alert other than close_notify, and what follows it.
+    Warning(&'a [u8]),
+    Incomplete,
+    Reply(Reply),
+}
+
+fn parse_record(buf: &[u8]) -> Record<'_> {
+    // Only the first message of the record matters: parsing the rest
     // (a Certificate in the same record) would add failure modes, no facts.
-    let record = match parse_tls_raw_record(buf) {
-        Ok((_, record)) => record,
-        Err(NomErr::Incomplete(_)) => return None,
-        Err(_) => return Some(Reply::Garbage(format!("not a TLS record: {}", hex(buf)))),
+    let (rest, record) = match parse_tls_raw_record(buf) {
+        Ok(parsed) => parsed,
+        Err(NomErr::Incomplete(_)) => return Record::Incomplete,
+        Err(_) => return Record::Reply(Reply::Garbage(format!("not a TLS record: {}", hex(buf)))),
     };
-    let garbage = |what: &str| Some(Reply::Garbage(format!("{what}: {}", hex(buf))));
+    let garbage = |what: &str| Record::Reply(Reply::Garbage(format!("{what}: {}", hex(buf))));
     match record.hdr.record_type {
         TlsRecordType::Alert => match parse_tls_message_alert(record.data) {
-            Ok((_, TlsMessage::Alert(alert))) => Some(Reply::Alert {
+            Ok((_, TlsMessage::Alert(alert)))
+                if alert.severity == TlsAlertSeverity::Warning
+                    && alert.code != TlsAlertDescription::CloseNotify =>
+            {
+                Record::Warning(rest)
+            }
+            Ok((_, TlsMessage::Alert(alert))) => Record::Reply(Reply::Alert {
                 fatal: alert.severity == TlsAlertSeverity::Fatal,
                 code: alert.code.0,
             }),
@@ -206,7 +240,7 @@ pub fn parse_reply(buf: &[u8]) -> Option<Reply> {
         },
         TlsRecordType::Handshake => match parse_tls_message_handshake(record.data) {
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(hello)))) => {
-                Some(Reply::ServerHello {
+                Record::Reply(Reply::ServerHello {
                     version: hello.version,
                     suite: hello.cipher.0,
                 })
@@ -414,15 +448,52 @@ mod tests {
         ));
     }
 
+    /// RFC 6066 lets a server warn `unrecognized_name` and go on with its
+    /// ServerHello: a warning is not an answer, a close_notify or fatal one is.
+    #[test]
+    fn warning_alerts_before_the_server_hello_are_skipped() {
+        let warning = [21, 3, 1, 0, 2, 1, 112];
+        let mut reply = warning.to_vec();
+        assert_eq!(parse_reply(&reply), None, "read on after a warning");
+        reply.extend_from_slice(&server_hello(0x0301, 0xc014));
+        assert_eq!(
+            parse_reply(&reply),
+            Some(Reply::ServerHello {
+                version: TlsVersion::Tls10,
+                suite: 0xc014
+            })
+        );
+        let mut refusal = warning.to_vec();
+        refusal.extend_from_slice(&[21, 3, 1, 0, 2, 2, 70]);
+        assert_eq!(
+            parse_reply(&refusal),
+            Some(Reply::Alert {
+                fatal: true,
+                code: 70
+            })
+        );
+        assert_eq!(
+            parse_reply(&[21, 3, 1, 0, 2, 1, 0]),
+            Some(Reply::Alert {
+                fatal: false,
+                code: 0
+            }),
+            "close_notify ends the answer"
+        );
+        let many: Vec<u8> = warning.repeat(MAX_WARNINGS + 1);
+        assert!(matches!(parse_reply(&many), Some(Reply::Garbage(_))));
+    }
+
     #[test]
     fn cancel_is_two_warning_alerts() {
         let bytes = cancel_alerts(TlsVersion::Tls10);
         assert_eq!(bytes, [21, 3, 1, 0, 2, 1, 90, 21, 3, 1, 0, 2, 1, 0]);
+        // user_canceled is a warning, so the close_notify is what counts.
         assert_eq!(
             parse_reply(&bytes),
             Some(Reply::Alert {
                 fatal: false,
-                code: 90
+                code: 0
             })
         );
     }

@@ -2,7 +2,8 @@
 //! classes) the server accepts, without OpenSSL.
 //!
 //! Every attempt is its own TCP connection: SSLRequest, 'S', then one
-//! handshake. SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built
+//! handshake (with `sslnegotiation=direct`, the handshake at once, offering
+//! ALPN `postgresql` from TLS 1.0 up; an SSLv3 hello has no extensions). SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built
 //! ClientHellos ([`hello`]) and judged by the ServerHello alone; TLS 1.2 and
 //! 1.3 by complete rustls handshakes ([`modern`]). Nothing but handshake
 //! messages and closing alerts is ever sent: no StartupMessage, no
@@ -17,8 +18,6 @@ mod modern;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use postgres_protocol::message::frontend;
 use tls_parser::TlsVersion as WireVersion;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,7 +25,7 @@ use tokio::net::TcpStream;
 use super::connect_any;
 use super::handshake::ALPN_POSTGRESQL;
 use crate::facts::{
-    CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion,
+    CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion, SessionFailure,
 };
 use crate::target::{SslNegotiation, Target};
 use hello::Reply;
@@ -79,10 +78,12 @@ pub async fn probe(
     budget: Duration,
 ) -> ScanFacts {
     let start = Instant::now();
-    let deadline = start + budget;
+    let bound = Bound {
+        began: start,
+        deadline: start + budget,
+    };
     let attempt = |v| async move {
-        let verdict = within(deadline, version_attempt(target, addrs, v)).await;
-        let (accepted, detail) = verdict.unwrap_or_else(|v| v).split();
+        let (accepted, detail) = version_attempt(target, addrs, v, bound).await.split();
         ProtocolAttempt {
             version: v,
             accepted,
@@ -94,7 +95,7 @@ pub async fn probe(
     let protocols = vec![ssl3, tls10, tls11, tls12, tls13];
     let ciphers = match level {
         ScanLevel::Protocols => None,
-        ScanLevel::Full => Some(cipher_round(target, addrs, &protocols, deadline).await),
+        ScanLevel::Full => Some(cipher_round(target, addrs, &protocols, bound).await),
     };
     ScanFacts {
         level,
@@ -124,48 +125,62 @@ pub fn undecided(level: ScanLevel, detail: &str) -> ScanFacts {
     }
 }
 
-/// Runs `attempt` until `deadline`; a timeout is an undecided verdict.
-async fn within<T>(
+/// The scan's time. Getting an answer and saying goodbye both end at the
+/// deadline, but separately: a goodbye cut short (a peer that never closes)
+/// must not turn an answer already read into "no answer".
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    began: Instant,
     deadline: Instant,
-    attempt: impl std::future::Future<Output = T>,
-) -> Result<T, Verdict> {
-    let start = Instant::now();
-    let limit = deadline.saturating_duration_since(start);
-    tokio::time::timeout(limit, attempt).await.map_err(|_| {
-        Verdict::Undecided(format!(
-            "no answer within {:.1} s",
-            start.elapsed().as_secs_f64()
-        ))
-    })
+}
+
+impl Bound {
+    /// Runs one step towards the answer; a timeout is an undecided verdict.
+    async fn answer<T>(self, step: impl std::future::Future<Output = T>) -> Result<T, Verdict> {
+        tokio::time::timeout_at(self.deadline.into(), step)
+            .await
+            .map_err(|_| {
+                Verdict::Undecided(format!(
+                    "no answer within {:.1} s",
+                    self.began.elapsed().as_secs_f64()
+                ))
+            })
+    }
+
+    /// Runs the closing exchange, for as long as the deadline allows.
+    async fn goodbye(self, close: impl std::future::Future<Output = ()>) {
+        let _ = tokio::time::timeout_at(self.deadline.into(), close).await;
+    }
 }
 
 /// TCP connect, then SSLRequest and exactly one byte 'S' back, or nothing
 /// more under direct TLS: the socket is then ready for a ClientHello. The
 /// scan negotiates as the session does, so it sees the path clients take.
-async fn open_tls_channel(target: &Target, addrs: &[SocketAddr]) -> Result<TcpStream, String> {
-    let mut stream = connect_any(addrs).await?;
-    if target.sslnegotiation == SslNegotiation::Direct {
-        return Ok(stream);
-    }
-    let mut buf = BytesMut::new();
-    frontend::ssl_request(&mut buf);
-    stream
-        .write_all(&buf)
-        .await
-        .map_err(|e| format!("sending SSLRequest: {e}"))?;
-    let mut answer = [0u8; 1];
-    match stream.read(&mut answer).await {
-        Ok(0) => Err("connection closed in reply to the SSLRequest".into()),
-        Ok(_) if answer[0] == b'S' => Ok(stream),
-        Ok(_) if answer[0] == b'N' => Err("server answered 'N' to the SSLRequest (no TLS)".into()),
-        // Its text is unauthenticated and is not read (CVE-2024-10977).
-        Ok(_) if answer[0] == b'E' => Err("server answered the SSLRequest with an error".into()),
-        Ok(_) => Err(format!(
-            "not PostgreSQL: answered 0x{:02x} to the SSLRequest",
-            answer[0]
-        )),
-        Err(e) => Err(format!("reading SSLRequest reply: {e}")),
-    }
+async fn open_tls_channel(
+    target: &Target,
+    addrs: &[SocketAddr],
+    bound: Bound,
+) -> Result<TcpStream, Verdict> {
+    let open = async {
+        let mut stream = connect_any(addrs).await?;
+        if target.sslnegotiation == SslNegotiation::Direct {
+            return Ok(stream);
+        }
+        // The session's exchange: exactly one byte read, an error's text unread.
+        super::session::ssl_request(&mut stream)
+            .await
+            .map_err(|failure| match failure {
+                SessionFailure::TlsRefused => {
+                    "server answered 'N' to the SSLRequest (no TLS)".to_string()
+                }
+                SessionFailure::Connect { detail }
+                | SessionFailure::NotPostgres { detail }
+                | SessionFailure::Tls { detail } => detail,
+                other => format!("SSLRequest failed: {other:?}"),
+            })?;
+        Ok(stream)
+    };
+    bound.answer(open).await?.map_err(Verdict::Undecided)
 }
 
 /// ALPN to offer: PostgreSQL 17 refuses a direct handshake without it.
@@ -173,29 +188,37 @@ fn alpn(target: &Target) -> Option<&'static [u8]> {
     (target.sslnegotiation == SslNegotiation::Direct).then_some(ALPN_POSTGRESQL)
 }
 
-/// Host name for SNI: none for an IP address (RFC 6066).
-fn sni(target: &Target) -> Option<&str> {
-    target
-        .host
-        .parse::<std::net::IpAddr>()
-        .is_err()
-        .then_some(target.host.as_str())
+/// The host as the session's TLS names it: an inet_aton short form
+/// ("127.1") is the IP address libpq reads it as.
+fn tls_name(target: &Target) -> String {
+    crate::tls::connector_name(&target.host)
 }
 
-async fn version_attempt(target: &Target, addrs: &[SocketAddr], version: ScanVersion) -> Verdict {
-    let stream = match open_tls_channel(target, addrs).await {
+/// Host name for SNI: none for an IP address (RFC 6066).
+fn sni(target: &Target) -> Option<String> {
+    let name = tls_name(target);
+    name.parse::<std::net::IpAddr>().is_err().then_some(name)
+}
+
+async fn version_attempt(
+    target: &Target,
+    addrs: &[SocketAddr],
+    version: ScanVersion,
+    bound: Bound,
+) -> Verdict {
+    let stream = match open_tls_channel(target, addrs, bound).await {
         Ok(s) => s,
-        Err(detail) => return Verdict::Undecided(detail),
+        Err(verdict) => return verdict,
     };
     let verdict = match version {
         ScanVersion::Tls12 | ScanVersion::Tls13 => {
-            modern::handshake(stream, &target.host, alpn(target), version).await
+            modern::handshake(stream, &tls_name(target), alpn(target), version, bound).await
         }
         legacy => {
             let wire = wire_version(legacy);
             version_verdict(
                 wire,
-                hello_round(stream, target, wire, &hello::LEGACY_SUITES).await,
+                hello_round(stream, target, wire, &hello::LEGACY_SUITES, bound).await,
             )
         }
     };
@@ -232,11 +255,19 @@ fn cipher_verdict(
             (Verdict::Accepted(detail), Some(name))
         }
         Ok((v, suite)) => {
-            let detail = format!(
-                "server answered {} with {}, which was not offered",
+            let answered = format!(
+                "server answered {} with {}",
                 hello::version_name(v),
                 classes::suite_name(suite)
             );
+            let detail = if v == offered {
+                format!("{answered}, which was not offered")
+            } else {
+                format!(
+                    "{answered}, but {} was offered",
+                    hello::version_name(offered)
+                )
+            };
             (Verdict::Undecided(detail), None)
         }
         Err(v) => (v, None),
@@ -254,13 +285,14 @@ fn wire_version(v: ScanVersion) -> WireVersion {
 }
 
 /// Sends one ClientHello and reads the first record of the answer; the
-/// connection is then closed cleanly whatever it said.
+/// connection is then closed cleanly whatever it said, within the deadline.
 /// Ok is a ServerHello (version, suite); Err the refusal or the doubt.
 async fn hello_round(
     mut stream: TcpStream,
     target: &Target,
     version: WireVersion,
     suites: &[u16],
+    bound: Bound,
 ) -> Result<(WireVersion, u16), Verdict> {
     let mut random = [0u8; 32];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
@@ -268,17 +300,32 @@ async fn hello_round(
             "no random bytes for the ClientHello".into(),
         ));
     }
-    let bytes = hello::client_hello(version, suites, sni(target), alpn(target), &random)
-        .map_err(Verdict::Undecided)?;
-    if let Err(e) = stream.write_all(&bytes).await {
-        return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
-    }
-    let reply = read_reply(&mut stream).await;
+    let bytes = hello::client_hello(
+        version,
+        suites,
+        sni(target).as_deref(),
+        alpn(target),
+        &random,
+    )
+    .map_err(Verdict::Undecided)?;
+    let reply = bound
+        .answer(async {
+            if let Err(e) = stream.write_all(&bytes).await {
+                return Err(Verdict::Undecided(format!("sending ClientHello: {e}")));
+            }
+            read_reply(&mut stream).await
+        })
+        .await
+        .and_then(|reply| reply);
     // Abandon the handshake politely, then wait for the server to close,
     // so neither side sees a reset and no socket is left half-open.
-    let _ = stream.write_all(&hello::cancel_alerts(version)).await;
-    let _ = stream.shutdown().await;
-    drain(&mut stream).await;
+    bound
+        .goodbye(async {
+            let _ = stream.write_all(&hello::cancel_alerts(version)).await;
+            let _ = stream.shutdown().await;
+            drain(&mut stream).await;
+        })
+        .await;
     match reply {
         Ok(Reply::ServerHello { version, suite }) => Ok((version, suite)),
         Ok(Reply::Alert { fatal, code }) => {
@@ -341,7 +388,7 @@ async fn cipher_round(
     target: &Target,
     addrs: &[SocketAddr],
     protocols: &[ProtocolAttempt],
-    deadline: Instant,
+    bound: Bound,
 ) -> Vec<CipherAttempt> {
     let older = protocols.iter().filter(|p| p.version <= ScanVersion::Tls12);
     let best = older
@@ -364,19 +411,14 @@ async fn cipher_round(
     let wire = wire_version(best);
     let attempt = |class| async move {
         let suites = classes::suites(class);
-        let (verdict, chosen) = within(deadline, async {
-            let stream = match open_tls_channel(target, addrs).await {
-                Ok(s) => s,
-                Err(detail) => return (Verdict::Undecided(detail), None),
-            };
-            cipher_verdict(
+        let (verdict, chosen) = match open_tls_channel(target, addrs, bound).await {
+            Ok(stream) => cipher_verdict(
                 wire,
                 &suites,
-                hello_round(stream, target, wire, &suites).await,
-            )
-        })
-        .await
-        .unwrap_or_else(|v| (v, None));
+                hello_round(stream, target, wire, &suites, bound).await,
+            ),
+            Err(verdict) => (verdict, None),
+        };
         cipher_fact(class, chosen, verdict)
     };
     let [a, b, c, d, e, f] = CipherClass::ALL.map(attempt);
@@ -427,8 +469,23 @@ mod tests {
         let (v, chosen) = cipher_verdict(tls12, &[0x000a], Ok((tls12, 0xc02f)));
         assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
         assert_eq!(chosen, None);
+        assert_eq!(
+            v,
+            Verdict::Undecided(
+                "server answered TLSv1.2 with TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, \
+                 which was not offered"
+                    .into()
+            )
+        );
         let (v, _) = cipher_verdict(tls12, &[0x000a], Ok((WireVersion::Tls11, 0x000a)));
-        assert!(matches!(v, Verdict::Undecided(_)), "{v:?}");
+        assert_eq!(
+            v,
+            Verdict::Undecided(
+                "server answered TLSv1.1 with TLS_RSA_WITH_3DES_EDE_CBC_SHA, \
+                 but TLSv1.2 was offered"
+                    .into()
+            )
+        );
     }
 
     #[test]
