@@ -393,17 +393,7 @@ host      all       all       ::/0            reject
         pg::PASSWORD,
         "held-plain",
     );
-    let socket = format!(
-        "host={} user=postgres dbname=postgres",
-        server
-            .hba_path()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("s")
-            .display()
-    );
+    let socket = server.socket_conninfo("postgres");
     let _unix = server.hold_session(&socket, "", "held-socket");
 
     let out = audit(&server, &root).run();
@@ -543,17 +533,7 @@ fn audit_blocked_rules_end_at_the_deadline() {
         return;
     };
     grant(&server, &README_GRANTS);
-    let socket = format!(
-        "host={} user=postgres dbname=postgres",
-        server
-            .hba_path()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("s")
-            .display()
-    );
+    let socket = server.socket_conninfo("postgres");
     let _lock = server.hold_session_running(
         &socket,
         "",

@@ -567,6 +567,14 @@ impl Server {
         Some(server)
     }
 
+    /// A conninfo reaching this server as `user` over its Unix socket.
+    pub fn socket_conninfo(&self, user: &str) -> String {
+        format!(
+            "host={} user={user} dbname=postgres",
+            self.path("s").display()
+        )
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
