@@ -414,3 +414,24 @@ fn an_answer_is_kept_when_the_close_runs_into_the_deadline() {
         out.elapsed
     );
 }
+
+/// The article's own openssl commands make an X.509 v1 leaf, which webpki
+/// will not parse: the scan must still see TLS 1.2 and 1.3 accepted.
+#[test]
+fn v1_certificate_server_is_scanned_like_any_other() {
+    let tls = pg::article_v1_certs();
+    let ca_pem = tls.ca_pem.clone();
+    let Some(server) = Server::start(&ServerSpec::article(tls)) else {
+        return;
+    };
+    let root = server.client_file("root.crt", &ca_pem);
+    let out = Probe::server(&server, &root)
+        .env("PGHOST", "db.internal")
+        .env("PGHOSTADDR", "127.0.0.1")
+        .run();
+    out.expect_exit(1)
+        .expect_check("strict_clients", "WARNING")
+        .expect_check("protocols", "OK")
+        .expect_at("/scan/protocols/3/accepted", true)
+        .expect_at("/scan/protocols/4/accepted", true);
+}

@@ -10,6 +10,8 @@ mod chain;
 mod hostname;
 mod verify;
 
+pub(crate) use verify::{tls12_signature, tls13_signature};
+
 #[cfg(test)]
 mod tests;
 

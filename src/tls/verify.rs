@@ -348,6 +348,51 @@ fn leaf_spki(cert: &CertificateDer<'_>) -> Result<SubjectPublicKeyInfoDer<'stati
     ))
 }
 
+/// The TLS 1.2 handshake signature, checked against the leaf's key read
+/// from its SPKI (rustls' own check parses the leaf with webpki, which
+/// refuses the X.509 v1 certificates libpq accepts).
+pub(crate) fn tls12_signature(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
+    let spki = leaf_spki(cert)?;
+    let algorithms = provider
+        .signature_verification_algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, algs)| *algs)
+        .ok_or(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+    let key = webpki::RawPublicKeyEntity::try_from(&spki)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    // TLS 1.2 schemes map to several algorithms; the key decides which applies.
+    if algorithms
+        .iter()
+        .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok())
+    {
+        return Ok(HandshakeSignatureValid::assertion());
+    }
+    Err(Error::InvalidCertificate(CertificateError::BadSignature))
+}
+
+/// The TLS 1.3 handshake signature, from the leaf's SPKI as above.
+pub(crate) fn tls13_signature(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
+    let spki = leaf_spki(cert)?;
+    rustls::crypto::verify_tls13_signature_with_raw_key(
+        message,
+        &spki,
+        dss,
+        &provider.signature_verification_algorithms,
+    )
+}
+
 impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
@@ -390,25 +435,9 @@ impl ServerCertVerifier for LibpqVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let spki = leaf_spki(cert)?;
-        let algorithms = self
-            .provider
-            .signature_verification_algorithms
-            .mapping
-            .iter()
-            .find(|(scheme, _)| *scheme == dss.scheme)
-            .map(|(_, algs)| *algs)
-            .ok_or(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
-        let key = webpki::RawPublicKeyEntity::try_from(&spki)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        // TLS 1.2 schemes map to several algorithms; the key decides which applies.
-        for alg in algorithms {
-            if key.verify_signature(*alg, message, dss.signature()).is_ok() {
-                self.recorder.advance(HandshakeProgress::Verified);
-                return Ok(HandshakeSignatureValid::assertion());
-            }
-        }
-        Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        let valid = tls12_signature(&self.provider, message, cert, dss)?;
+        self.recorder.advance(HandshakeProgress::Verified);
+        Ok(valid)
     }
 
     fn verify_tls13_signature(
@@ -417,13 +446,7 @@ impl ServerCertVerifier for LibpqVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let spki = leaf_spki(cert)?;
-        let valid = rustls::crypto::verify_tls13_signature_with_raw_key(
-            message,
-            &spki,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
+        let valid = tls13_signature(&self.provider, message, cert, dss)?;
         self.recorder.advance(HandshakeProgress::Verified);
         Ok(valid)
     }
