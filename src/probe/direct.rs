@@ -24,7 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -130,16 +130,8 @@ async fn probe(
 /// close_notify, then read until the server closes too: dropping a socket
 /// with unread data would reset the connection, which the server logs.
 async fn close(session: &mut TlsStream<TcpStream>) {
-    if session.shutdown().await.is_err() {
-        return;
-    }
-    let mut buf = [0u8; 1024];
-    let mut seen = 0;
-    while seen < CLOSE_READ_CAP {
-        match session.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => seen += n,
-        }
+    if session.shutdown().await.is_ok() {
+        super::read_until_closed(session, CLOSE_READ_CAP).await;
     }
 }
 

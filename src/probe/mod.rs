@@ -14,6 +14,7 @@ mod session;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::facts::{
@@ -180,4 +181,19 @@ fn elapsed_ms(start: Instant) -> u64 {
 /// Remaining time for a step that must also respect a per-attempt limit.
 fn budget_with(limit: Option<Duration>, budget: Duration) -> Duration {
     limit.map_or(budget, |l| l.min(budget))
+}
+
+/// Reads and discards until the peer closes, an error, or `cap` bytes: after
+/// our goodbye, so the server ends the connection first and logs no reset.
+/// Callers bound the time.
+async fn read_until_closed<R: AsyncRead + Unpin>(reader: &mut R, cap: usize) {
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    while total < cap {
+        let room = sink.len().min(cap - total);
+        match reader.read(&mut sink[..room]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
 }

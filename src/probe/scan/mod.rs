@@ -22,8 +22,8 @@ use tls_parser::TlsVersion as WireVersion;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::connect_any;
 use super::handshake::ALPN_POSTGRESQL;
+use super::{connect_any, read_until_closed};
 use crate::facts::{
     CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion, SessionFailure,
 };
@@ -370,17 +370,7 @@ async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, Verdi
 
 /// Reads and discards until the peer closes, briefly and boundedly.
 async fn drain<R: AsyncRead + Unpin>(reader: &mut R) {
-    let mut sink = [0u8; 4096];
-    let mut total = 0;
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while total < DRAIN_BYTES {
-            match reader.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => total += n,
-            }
-        }
-    })
-    .await;
+    let _ = tokio::time::timeout(DRAIN_TIME, read_until_closed(reader, DRAIN_BYTES)).await;
 }
 
 /// Offers each weak class in the best TLS 1.2-or-older version accepted.
