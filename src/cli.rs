@@ -1,6 +1,6 @@
 //! Command-line flags exactly as typed: no I/O, no validation beyond types.
 //!
-//! `target::resolve` merges these with the connection string, PG* variables
+//! `conn::resolve` merges these with the connection string, PG* variables
 //! and .pgpass; `main` turns the rest into a `policy::Thresholds`.
 //! `-h` is psql's `--host`, so help is `--help` only.
 

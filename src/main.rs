@@ -10,7 +10,7 @@ mod facts;
 mod policy;
 mod probe;
 mod render;
-mod target;
+mod conn;
 mod tls;
 
 use std::ffi::OsString;
@@ -138,7 +138,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
         .iter()
         .map(|c| policy::audit::Cidr::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
-    let flags = target::Flags {
+    let flags = conn::Flags {
         conninfo: args.conninfo.clone(),
         host: args.host.clone(),
         port: args.port.clone(),
@@ -150,7 +150,7 @@ fn plan(args: &Args, started: Instant) -> Result<(Plan, Thresholds), String> {
     let os_user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "postgres".into());
-    let target = target::resolve(
+    let target = conn::resolve(
         &flags,
         &|name| std::env::var(name).ok(),
         home.as_deref(),

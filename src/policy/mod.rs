@@ -14,7 +14,7 @@ use crate::facts::{
     CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome,
     SessionFacts, SessionFailure,
 };
-use crate::target::{SslMode, Target};
+use crate::conn::{SslMode, Target};
 
 /// Nagios states. Ordered for "worst wins": an UNKNOWN (could not check)
 /// outranks a WARNING, but a CRITICAL that was positively observed outranks both.
@@ -534,7 +534,7 @@ pub fn date(unix: i64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::facts::{AuthRequest, Stage};
-    use crate::target::{ChannelBinding, RootCerts, SslNegotiation};
+    use crate::conn::{ChannelBinding, RootCerts, SslNegotiation};
 
     pub const NOW: i64 = 1_800_000_000;
     const DAY: i64 = 86_400;

@@ -31,7 +31,7 @@ use tokio_rustls::client::TlsStream;
 use super::handshake::{self, HandshakeError};
 use super::{budget_with, connect_any, Plan};
 use crate::facts::DirectTlsFacts;
-use crate::target::SslNegotiation;
+use crate::conn::SslNegotiation;
 use crate::tls::{self, HandshakeProgress, Recorder};
 
 /// Longest wait for the server to close after our close_notify: the answer

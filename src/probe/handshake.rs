@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_rustls::client::TlsStream;
 
-use crate::target::SslNegotiation;
+use crate::conn::SslNegotiation;
 use crate::tls::{self, HandshakeProgress, Recorder};
 
 /// The IANA ALPN identifier PostgreSQL 17 registered for its protocol.

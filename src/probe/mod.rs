@@ -21,7 +21,7 @@ use crate::facts::{
     Facts, PlaintextFacts, PlaintextOutcome, ScanFacts, ScanLevel, SessionFacts, SessionFailure,
     Stage,
 };
-use crate::target::{SslNegotiation, Target};
+use crate::conn::{SslNegotiation, Target};
 use crate::tls::{ClientIdentity, TrustStore};
 
 /// Everything the probes need, validated before any network I/O.

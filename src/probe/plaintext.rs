@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use super::{connect_any, elapsed_ms};
 use crate::facts::{AuthRequest, PlaintextFacts, PlaintextOutcome, Stage};
-use crate::target::Target;
+use crate::conn::Target;
 
 /// Largest first reply we are willing to buffer; real ones are a few hundred bytes.
 const MAX_REPLY: usize = 64 * 1024;

@@ -24,7 +24,7 @@ use tokio_postgres::SimpleQueryMessage;
 use super::handshake::{self, AlreadyEstablished, Established};
 use super::{budget_with, connect_any, elapsed_ms, plaintext::hex_prefix, Plan};
 use crate::facts::{DirectTlsFacts, PgStatSsl, SessionFacts, SessionFailure, Stage};
-use crate::target::{ChannelBinding, SslNegotiation};
+use crate::conn::{ChannelBinding, SslNegotiation};
 use crate::tls::{self, HandshakeProgress, Recorder};
 
 /// One round trip, whatever the server version: `s.*` carries exactly the

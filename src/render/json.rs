@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::facts::{CertChainFacts, Facts};
 use crate::policy::{days_left, Report};
-use crate::target::{RootCerts, Target};
+use crate::conn::{RootCerts, Target};
 
 pub fn render(report: &Report) -> String {
     let facts = report.facts.as_ref();

@@ -25,7 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::facts::CertChainFacts;
-use crate::target::{RootCerts, SslMode, UsageError};
+use crate::conn::{RootCerts, SslMode, UsageError};
 
 use chain::{Anchor, AnchorSource};
 

@@ -13,7 +13,7 @@ use super::hostname::{self, NameSource};
 use super::{chain, HandshakeProgress, Recorder, TrustStore};
 use crate::certs;
 use crate::facts::{CertChainFacts, CertFacts, CertProblem};
-use crate::target::SslMode;
+use crate::conn::SslMode;
 
 /// Decides by libpq's rules; webpki's opinion is only recorded.
 #[derive(Debug)]

@@ -27,7 +27,7 @@ use super::{connect_any, read_until_closed};
 use crate::facts::{
     CipherAttempt, CipherClass, ProtocolAttempt, ScanFacts, ScanLevel, ScanVersion, SessionFailure,
 };
-use crate::target::{SslNegotiation, Target};
+use crate::conn::{SslNegotiation, Target};
 use hello::Reply;
 
 /// How long to wait for the server to close after we said goodbye.

@@ -1,4 +1,6 @@
-//! Resolves libpq-compatible inputs into one typed [`Target`].
+//! Resolves libpq-compatible inputs (flags, connection string or URI, PG*
+//! variables, password file) into one typed [`Target`]: the connection
+//! parameters of one server.
 //!
 //! Sources, highest precedence first (as libpq): command-line flags, the
 //! connection string or URI, PG* environment variables, built-in defaults;
