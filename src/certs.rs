@@ -11,6 +11,7 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::x509::{AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name};
 
 use crate::facts::CertFacts;
+use crate::hex;
 
 /// Describes one DER certificate; Err with a reason when it does not parse.
 pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
@@ -20,20 +21,23 @@ pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
         version: cert.version().0 + 1,
         subject: name_to_string(cert.subject()),
         issuer: name_to_string(cert.issuer()),
-        serial: colon_hex(cert.raw_serial(), false),
+        serial: hex::lower(cert.raw_serial(), ":"),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         common_names: common_names(cert.subject()),
         san_dns,
         san_ip,
         key: key_description(cert.public_key()),
-        signature_algorithm: signature_algorithm_name(&cert.signature_algorithm.algorithm),
+        signature_algorithm: signature_algorithm(&cert).map_or_else(
+            || oid_name("", &cert.signature_algorithm.algorithm),
+            |alg| alg.name.to_string(),
+        ),
         is_ca: cert.is_ca(),
         self_signed: names_match(cert.subject(), cert.issuer())
             && cert.verify_signature(None).is_ok(),
-        sha256_fingerprint: colon_hex(
+        sha256_fingerprint: hex::upper(
             ring::digest::digest(&ring::digest::SHA256, der).as_ref(),
-            true,
+            ":",
         ),
     })
 }
@@ -83,7 +87,7 @@ pub(crate) fn ip_to_string(bytes: &[u8]) -> String {
         format!(
             "invalid IP address ({} bytes: {})",
             bytes.len(),
-            colon_hex(bytes, false)
+            hex::lower(bytes, ":")
         )
     }
 }
@@ -109,7 +113,7 @@ pub(crate) fn name_to_string(name: &X509Name<'_>) -> String {
                 .map(|attr| {
                     let value = match attr.as_str() {
                         Ok(s) => escape_rfc4514(s),
-                        Err(_) => format!("#{}", hex(attr.attr_value().data)),
+                        Err(_) => format!("#{}", hex::lower(attr.attr_value().data, "")),
                     };
                     format!("{}={}", attribute_short_name(attr.attr_type()), value)
                 })
@@ -133,11 +137,11 @@ fn attribute_short_name(oid: &Oid<'_>) -> String {
         "0.9.2342.19200300.100.1.1" => "UID",
         _ => "",
     };
-    named_or_registered(known, oid)
+    oid_name(known, oid)
 }
 
 /// Our short name when we have one, else the OID registry's, else dotted form.
-fn named_or_registered(known: &str, oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+fn oid_name(known: &str, oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
     if !known.is_empty() {
         return known.to_string();
     }
@@ -241,42 +245,105 @@ fn integer_bits(bytes: &[u8]) -> usize {
     (trimmed.len() - 1) * 8 + (8 - trimmed[0].leading_zeros() as usize)
 }
 
-/// OpenSSL's names for the common algorithms, else the registry's, else the OID.
-fn signature_algorithm_name(oid: &Oid<'_>) -> String {
-    let known = match oid.to_id_string().as_str() {
-        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
-        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
-        "1.2.840.113549.1.1.10" => "rsassaPss",
-        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
-        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
-        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
-        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
-        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
-        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
-        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
-        "1.3.101.112" => "Ed25519",
-        "1.3.101.113" => "Ed448",
-        _ => "",
-    };
-    named_or_registered(known, oid)
+/// A certificate signature algorithm, as the probe needs to know it.
+#[derive(Debug)]
+pub struct SignatureAlgorithm {
+    pub oid: &'static str,
+    /// OpenSSL's name.
+    pub name: &'static str,
+    /// Signed over a SHA-1 digest.
+    pub sha1: bool,
+    /// The hash of `tls-server-end-point` channel binding (RFC 5929: the
+    /// signature's hash, MD5 and SHA-1 raised to SHA-256); None for
+    /// algorithms without one hash (Ed25519, Ed448, RSA-PSS).
+    pub end_point_hash: Option<&'static ring::digest::Algorithm>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+const fn alg(
+    oid: &'static str,
+    name: &'static str,
+    sha1: bool,
+    end_point_hash: Option<&'static ring::digest::Algorithm>,
+) -> SignatureAlgorithm {
+    SignatureAlgorithm {
+        oid,
+        name,
+        sha1,
+        end_point_hash,
+    }
 }
 
-fn colon_hex(bytes: &[u8], upper: bool) -> String {
-    bytes
-        .iter()
-        .map(|b| {
-            if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(":")
+/// The one table of signature algorithms.
+const SIGNATURE_ALGORITHMS: &[SignatureAlgorithm] = &[
+    alg(
+        "1.2.840.113549.1.1.4",
+        "md5WithRSAEncryption",
+        false,
+        Some(&ring::digest::SHA256),
+    ),
+    alg(
+        "1.2.840.113549.1.1.5",
+        "sha1WithRSAEncryption",
+        true,
+        Some(&ring::digest::SHA256),
+    ),
+    alg("1.2.840.113549.1.1.10", "rsassaPss", false, None),
+    alg(
+        "1.2.840.113549.1.1.11",
+        "sha256WithRSAEncryption",
+        false,
+        Some(&ring::digest::SHA256),
+    ),
+    alg(
+        "1.2.840.113549.1.1.12",
+        "sha384WithRSAEncryption",
+        false,
+        Some(&ring::digest::SHA384),
+    ),
+    alg(
+        "1.2.840.113549.1.1.13",
+        "sha512WithRSAEncryption",
+        false,
+        Some(&ring::digest::SHA512),
+    ),
+    alg(
+        "1.2.840.10045.4.1",
+        "ecdsa-with-SHA1",
+        true,
+        Some(&ring::digest::SHA256),
+    ),
+    alg(
+        "1.2.840.10045.4.3.2",
+        "ecdsa-with-SHA256",
+        false,
+        Some(&ring::digest::SHA256),
+    ),
+    alg(
+        "1.2.840.10045.4.3.3",
+        "ecdsa-with-SHA384",
+        false,
+        Some(&ring::digest::SHA384),
+    ),
+    alg(
+        "1.2.840.10045.4.3.4",
+        "ecdsa-with-SHA512",
+        false,
+        Some(&ring::digest::SHA512),
+    ),
+    alg(
+        "1.2.840.10040.4.3",
+        "dsa-with-sha1",
+        true,
+        Some(&ring::digest::SHA256),
+    ),
+    alg("1.3.101.112", "Ed25519", false, None),
+    alg("1.3.101.113", "Ed448", false, None),
+];
+
+/// What the probe knows of `cert`'s signature algorithm.
+pub fn signature_algorithm(cert: &X509Certificate<'_>) -> Option<&'static SignatureAlgorithm> {
+    let oid = cert.signature_algorithm.algorithm.to_id_string();
+    SIGNATURE_ALGORITHMS.iter().find(|a| a.oid == oid)
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! Command-line flags exactly as typed: no I/O, no validation beyond types.
 //!
-//! `conn::resolve` merges these with the connection string, PG* variables
-//! and .pgpass; `main` turns the rest into a `policy::Thresholds`.
-//! `-h` is psql's `--host`, so help is `--help` only.
+//! `plan` validates them: `conn::resolve` merges the connection flags with
+//! the connection string, PG* variables and .pgpass, the rest become the
+//! module (checks and thresholds). `-h` is psql's `--host`, so help is
+//! `--help` only.
+
+use std::ffi::OsString;
 
 use clap::{Parser, ValueEnum};
 
@@ -118,4 +121,50 @@ pub struct Args {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// clap's own message quotes the offending text, which may be a
+/// connection string with a password in it: name flags, show values only
+/// where a flag's value failed to parse (numbers, enums), never a stray word.
+pub fn argument_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg);
+    let flag = arg.as_deref().filter(|a| a.starts_with('-'));
+    match (e.kind(), flag) {
+        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(flag)) => {
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            format!("invalid value \"{value}\" for {flag}")
+        }
+        (ErrorKind::UnknownArgument, Some(flag)) => format!("unknown option {flag}"),
+        (ErrorKind::UnknownArgument, None) => {
+            "unexpected extra argument (not shown: it may hold a secret); give one connection string"
+                .to_string()
+        }
+        (kind, Some(flag)) => format!("{flag}: {kind}"),
+        (kind, None) => format!("invalid arguments: {kind}"),
+    }
+}
+
+/// `--format` as typed, for reporting a parse failure the way it was asked.
+pub fn requested_format(raw: &[OsString]) -> Format {
+    let mut words = raw.iter().skip(1).map(|w| w.to_string_lossy());
+    let mut value = None;
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        } else if word == "--format" {
+            value = words.next().map(|v| v.into_owned());
+        } else if let Some(v) = word.strip_prefix("--format=") {
+            value = Some(v.to_string());
+        }
+    }
+    match value.as_deref() {
+        Some("json") => Format::Json,
+        Some("text") => Format::Text,
+        _ => Format::Nagios,
+    }
 }

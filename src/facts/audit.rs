@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The settings the audit reports. [`SUPERUSER_ONLY`] ones need
 /// pg_read_all_settings; `hba_file` names the rules' file before
@@ -40,7 +40,7 @@ pub const SUPERUSER_ONLY: &[&str] = &[
 
 /// Everything the audit observed. Parts the role may not read are absent;
 /// `access` says why.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct AuditFacts {
     /// The role's privileges; None when the first audit query did not complete.
     pub access: Option<AuditAccess>,
@@ -52,13 +52,13 @@ pub struct AuditFacts {
     /// pg_hba_file_rules, when the role may read it and the query completed.
     pub hba: Option<HbaFacts>,
     /// Why the audit could not run at all (old server, query error, timeout).
-    pub failure: Option<String>,
+    pub failure: Option<AuditFailure>,
     /// Why the rules could not be read although the privileges were there.
-    pub hba_failure: Option<String>,
+    pub hba_failure: Option<AuditFailure>,
 }
 
 /// What the login role may see, as the server answers for itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditAccess {
     /// `current_user`, quoted as an SQL identifier (ready for a GRANT).
     pub role: String,
@@ -78,7 +78,7 @@ pub struct AuditAccess {
 }
 
 /// One TCP session on the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TcpSession {
     pub pid: i32,
     pub user: Option<String>,
@@ -97,7 +97,7 @@ pub struct TcpSession {
 
 /// pg_hba_file_rules and what can be told about its relation to the
 /// rules the server has loaded.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct HbaFacts {
     /// The `hba_file` setting, when visible (names the file before PG16).
     pub hba_file: Option<String>,
@@ -107,8 +107,7 @@ pub struct HbaFacts {
 
 /// Whether pg_hba.conf changed on disk after the server last loaded its
 /// configuration (file mtime against `pg_conf_load_time()`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum ReloadCheck {
     /// Both times, Unix seconds; `pending` when the file is newer.
     Checked {
@@ -116,8 +115,8 @@ pub enum ReloadCheck {
         loaded: f64,
         pending: bool,
     },
-    /// Could not be checked: the reason (a missing privilege, an error).
-    NotChecked { reason: String },
+    /// Could not be checked: a missing privilege, an error.
+    NotChecked(NotChecked),
     /// The run did not get that far.
     #[default]
     NotRun,
@@ -125,7 +124,7 @@ pub enum ReloadCheck {
 
 /// One row of pg_hba_file_rules, read by column name: `rule_number` and
 /// `file_name` exist from PostgreSQL 16 on, so they are optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct HbaRule {
     pub rule_number: Option<i32>,
@@ -140,4 +139,41 @@ pub struct HbaRule {
     pub auth_method: Option<String>,
     pub options: Option<Vec<String>>,
     pub error: Option<String>,
+}
+
+/// Why the pending-reload check did not run; the advice names the GRANT
+/// for the role the probe logged in as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotChecked {
+    #[error("pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}")]
+    NeedsStatFile { role: String },
+    #[error("pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {role})")]
+    HbaFileHidden { role: String },
+    #[error("pending reload not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role})")]
+    OutsideDataDirectory { file: String, role: String },
+    #[error("pending reload not checked: hba_file not found by pg_stat_file")]
+    NotFound,
+    #[error(transparent)]
+    Failed(AuditFailure),
+}
+
+/// An audit query that did not give its answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditFailure {
+    #[error("the audit needs PostgreSQL 10 or later (pg_hba_file_rules, pg_monitor); server_version_num is {}", .0.map_or_else(|| "unknown".to_string(), |v| v.to_string()))]
+    TooOld(Option<i32>),
+    #[error("{what} failed (SQLSTATE {sqlstate}): {message}")]
+    Server {
+        what: &'static str,
+        sqlstate: String,
+        message: String,
+    },
+    #[error("{what} failed: {detail}")]
+    Client { what: &'static str, detail: String },
+    #[error("{0} returned no row")]
+    NoRow(&'static str),
+    #[error("unexpected {what} in the audit answer: {detail}")]
+    BadAnswer { what: &'static str, detail: String },
+    #[error("{what} timed out after {:.1} s", *.after_ms as f64 / 1000.0)]
+    Timeout { what: &'static str, after_ms: u64 },
 }

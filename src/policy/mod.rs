@@ -1,25 +1,26 @@
 //! Turns facts plus thresholds into findings; the run's status is the worst.
 //!
-//! Each finding is one check with a status and a one-line reason. A check
-//! with no data to judge (the certificate when TCP was refused) is left out
-//! rather than reported twice: the failure that stopped it is the finding.
+//! Each finding is one [`Check`] with a status and a one-line reason. A
+//! check with no data to judge (the certificate when TCP was refused) is
+//! left out rather than reported twice: the failure that stopped it is the
+//! finding. Every verdict of the probe is made here, nowhere else: what a
+//! scan outcome or a direct-TLS handshake means for the run, which
+//! certificate expires first, what a plaintext reply proves.
 
 pub mod audit;
-mod direct;
+pub mod direct;
 pub mod scan;
 
-use serde::Serialize;
-
-use crate::facts::{
-    CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome,
-    SessionFacts, SessionFailure,
-};
 use crate::conn::{SslMode, Target};
+use crate::facts::{
+    date, CertChainFacts, CertFacts, Facts, HandshakeFailure, PgStatSsl, PlaintextFacts,
+    PlaintextOutcome, SessionFacts, SessionFailure, SslRequestFailure, TlsVersion,
+};
+use crate::plan::Cidr;
 
 /// Nagios states. Ordered for "worst wins": an UNKNOWN (could not check)
 /// outranks a WARNING, but a CRITICAL that was positively observed outranks both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Ok,
     Warning,
@@ -47,33 +48,61 @@ impl Status {
     }
 }
 
-/// TLS protocol versions as PostgreSQL names them in pg_stat_ssl and settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    Tls10,
-    Tls11,
-    Tls12,
-    Tls13,
+/// The checks a report can hold, in the order they are reported. Their
+/// names are a public interface (Nagios lines, JSON, metric labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// The run could not start (bad flags, unreadable files).
+    Arguments,
+    Connection,
+    Certificate,
+    CertificateExpiry,
+    StrictClients,
+    TlsSession,
+    Plaintext,
+    Protocols,
+    Ciphers,
+    DirectTls,
+    Sslmode,
+    AuditSettings,
+    AuditHba,
+    AuditSessions,
 }
 
-impl TlsVersion {
-    /// Accepts PostgreSQL's spelling ("TLSv1.2"), case-insensitively.
-    pub fn parse(s: &str) -> Option<TlsVersion> {
-        match s.to_ascii_lowercase().as_str() {
-            "tlsv1" | "tlsv1.0" => Some(TlsVersion::Tls10),
-            "tlsv1.1" => Some(TlsVersion::Tls11),
-            "tlsv1.2" => Some(TlsVersion::Tls12),
-            "tlsv1.3" => Some(TlsVersion::Tls13),
-            _ => None,
-        }
-    }
+impl Check {
+    pub const ALL: [Check; 14] = [
+        Check::Arguments,
+        Check::Connection,
+        Check::Certificate,
+        Check::CertificateExpiry,
+        Check::StrictClients,
+        Check::TlsSession,
+        Check::Plaintext,
+        Check::Protocols,
+        Check::Ciphers,
+        Check::DirectTls,
+        Check::Sslmode,
+        Check::AuditSettings,
+        Check::AuditHba,
+        Check::AuditSessions,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            TlsVersion::Tls10 => "TLSv1",
-            TlsVersion::Tls11 => "TLSv1.1",
-            TlsVersion::Tls12 => "TLSv1.2",
-            TlsVersion::Tls13 => "TLSv1.3",
+            Check::Arguments => "arguments",
+            Check::Connection => "connection",
+            Check::Certificate => "certificate",
+            Check::CertificateExpiry => "certificate_expiry",
+            Check::StrictClients => "strict_clients",
+            Check::TlsSession => "tls_session",
+            Check::Plaintext => "plaintext",
+            Check::Protocols => "protocols",
+            Check::Ciphers => "ciphers",
+            Check::DirectTls => "direct_tls",
+            Check::Sslmode => "sslmode",
+            Check::AuditSettings => "audit_settings",
+            Check::AuditHba => "audit_hba",
+            Check::AuditSessions => "audit_sessions",
         }
     }
 }
@@ -85,21 +114,48 @@ pub struct Thresholds {
     pub min_tls: TlsVersion,
     pub scan: scan::ScanPolicy,
     /// `--allow-plaintext-from`: plaintext client sessions accepted by the audit.
-    pub allow_plaintext_from: Vec<audit::Cidr>,
+    pub allow_plaintext_from: Vec<Cidr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub name: &'static str,
+    pub check: Check,
     pub status: Status,
     pub summary: String,
 }
 
+/// The one way a finding is made.
+pub fn finding(check: Check, status: Status, summary: String) -> Finding {
+    Finding {
+        check,
+        status,
+        summary,
+    }
+}
+
+/// What a certificate is in the chain: the one rotation must start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leaf,
+    Intermediate,
+    Root,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Leaf => "leaf",
+            Role::Intermediate => "intermediate",
+            Role::Root => "root",
+        }
+    }
+}
+
 /// The soonest-expiring certificate among the leaf, the others the server
 /// sent and the anchor: the one that needs rotating first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry {
-    pub role: &'static str,
+    pub role: Role,
     pub subject: String,
     pub not_after: i64,
     pub days_left: i64,
@@ -115,6 +171,10 @@ pub struct Report {
     pub target: Option<Target>,
     pub thresholds: Option<Thresholds>,
     pub expiry: Option<Expiry>,
+    /// The judged scan, when it ran.
+    pub scan: Option<scan::ScanReport>,
+    /// The judged direct-TLS answer, when there is one.
+    pub direct_tls: Option<direct::DirectTlsReport>,
     /// The judged `--audit`, when it ran.
     pub audit: Option<audit::AuditReport>,
 }
@@ -124,17 +184,20 @@ impl Report {
     pub fn unusable(reason: String) -> Report {
         Report {
             status: Status::Unknown,
-            findings: vec![Finding {
-                name: "arguments",
-                status: Status::Unknown,
-                summary: reason,
-            }],
+            findings: vec![finding(Check::Arguments, Status::Unknown, reason)],
             facts: None,
             target: None,
             thresholds: None,
             expiry: None,
+            scan: None,
+            direct_tls: None,
             audit: None,
         }
+    }
+
+    /// The finding of `check`, if the run made one.
+    pub fn finding(&self, check: Check) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.check == check)
     }
 }
 
@@ -152,17 +215,21 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             .map(|s| tls_session(s, &thresholds)),
     );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
-    if let Some(s) = &facts.scan {
-        findings.extend(scan::findings(s, &thresholds));
+    let scan = facts
+        .scan
+        .as_ref()
+        .map(|s| scan::judge(s, &target, &thresholds));
+    if let Some(s) = &scan {
+        findings.extend(s.findings.iter().cloned());
     }
-    findings.extend(facts.direct_tls.as_ref().map(direct::finding));
+    let direct_tls = facts.direct_tls.as_ref().map(direct::judge);
+    findings.extend(direct_tls.as_ref().map(direct::finding_of));
     if target.sslmode == SslMode::VerifyCa {
-        findings.push(Finding {
-            name: "sslmode",
-            status: Status::Ok,
-            summary: "sslmode=verify-ca: the host name is not checked (weaker than verify-full)"
-                .into(),
-        });
+        findings.push(finding(
+            Check::Sslmode,
+            Status::Ok,
+            "sslmode=verify-ca: the host name is not checked (weaker than verify-full)".into(),
+        ));
     }
     let audit = session
         .audit
@@ -181,75 +248,97 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         target: Some(target),
         thresholds: Some(thresholds),
         expiry,
+        scan,
+        direct_tls,
         audit,
     }
 }
 
-fn finding(name: &'static str, status: Status, summary: String) -> Finding {
-    Finding {
-        name,
-        status,
-        summary,
+/// How a session failure reads in the `connection` finding.
+pub fn describe_failure(failure: &SessionFailure, target: &Target) -> String {
+    let endpoint = format!("{}:{}", target.host, target.port);
+    match failure {
+        SessionFailure::Resolve(f) => f.to_string(),
+        SessionFailure::Connect(f) => f.to_string(),
+        SessionFailure::SslRequest(SslRequestFailure::Refused) => {
+            format!("{endpoint} does not offer TLS (answered 'N' to SSLRequest)")
+        }
+        SessionFailure::SslRequest(
+            f @ (SslRequestFailure::Closed | SslRequestFailure::Unexpected(_)),
+        ) => format!("{endpoint} is not PostgreSQL: {f}"),
+        // 'E': the server would rather talk than do TLS; reported as a TLS failure.
+        SessionFailure::SslRequest(f @ SslRequestFailure::Error) => {
+            format!("TLS handshake failed: {f}")
+        }
+        SessionFailure::SslRequest(f) => f.to_string(),
+        // The certificate finding carries the reason; this one says what it cost.
+        SessionFailure::Certificate(_) => format!(
+            "stopped before login at {endpoint}: certificate fails libpq's {} rules, no password sent",
+            target.sslmode.name()
+        ),
+        SessionFailure::Internal(e) => format!("internal error: {e}"),
+        SessionFailure::Handshake(f) => {
+            format!("TLS handshake failed: {}", describe_handshake(f, target))
+        }
+        SessionFailure::Login { sqlstate, detail } => match sqlstate {
+            Some(code) => format!("login failed (SQLSTATE {code}): {detail}"),
+            None => format!("login failed: {detail}"),
+        },
+        SessionFailure::Query { sqlstate, detail } => match sqlstate {
+            Some(code) => {
+                format!("logged in, but reading pg_stat_ssl failed (SQLSTATE {code}): {detail}")
+            }
+            None => format!("logged in, but reading pg_stat_ssl failed: {detail}"),
+        },
+        SessionFailure::Timeout { stage, after_ms } => format!(
+            "timed out at {} after {:.1} s",
+            stage.describe(),
+            *after_ms as f64 / 1000.0
+        ),
+    }
+}
+
+/// A handshake failure in words; under direct TLS a hang-up has one
+/// usual meaning.
+pub fn describe_handshake(failure: &HandshakeFailure, target: &Target) -> String {
+    use crate::conn::SslNegotiation::Direct;
+    match failure {
+        HandshakeFailure::ClosedBeforeReply(_) if target.sslnegotiation == Direct => {
+            "server closed the connection during the TLS handshake: \
+             direct TLS needs PostgreSQL 17 or later, with ssl = on"
+                .to_string()
+        }
+        HandshakeFailure::Tls(_) | HandshakeFailure::Io(_) if target.sslnegotiation == Direct => {
+            format!("direct TLS handshake failed: {failure}")
+        }
+        other => other.to_string(),
     }
 }
 
 fn connection(session: &SessionFacts, target: &Target) -> Finding {
-    let endpoint = format!("{}:{}", target.host, target.port);
-    let critical = |summary: String| finding("connection", Status::Critical, summary);
-    match &session.failure {
-        None => {
-            let version = session
-                .pg_stat_ssl
-                .as_ref()
-                .and_then(|s| s.version.clone())
-                .unwrap_or_else(|| "TLS".into());
-            let ms = session.connect_seconds.unwrap_or(0.0) * 1000.0;
-            finding(
-                "connection",
-                Status::Ok,
-                format!(
-                    "logged in to {endpoint} as {} over {version} in {ms:.0} ms",
-                    target.user
-                ),
-            )
-        }
-        Some(SessionFailure::Resolve { detail }) => critical(detail.clone()),
-        Some(SessionFailure::Connect { detail }) => critical(detail.clone()),
-        Some(SessionFailure::TlsRefused) => critical(format!(
-            "{endpoint} does not offer TLS (answered 'N' to SSLRequest)"
-        )),
-        Some(SessionFailure::NotPostgres { detail }) => {
-            critical(format!("{endpoint} is not PostgreSQL: {detail}"))
-        }
-        // The certificate finding carries the reason; this one says what it cost.
-        Some(SessionFailure::Certificate { .. }) => critical(format!(
-            "stopped before login at {endpoint}: certificate fails libpq's {} rules, no password sent",
-            target.sslmode.name()
-        )),
-        Some(SessionFailure::Internal { detail }) => {
-            finding("connection", Status::Unknown, format!("internal error: {detail}"))
-        }
-        Some(SessionFailure::Tls { detail }) => critical(format!("TLS handshake failed: {detail}")),
-        Some(SessionFailure::Login { sqlstate, detail }) => critical(match sqlstate {
-            Some(code) => format!("login failed (SQLSTATE {code}): {detail}"),
-            None => format!("login failed: {detail}"),
-        }),
-        Some(SessionFailure::Query { sqlstate, detail }) => finding(
-            "connection",
-            Status::Unknown,
-            match sqlstate {
-                Some(code) => {
-                    format!("logged in, but reading pg_stat_ssl failed (SQLSTATE {code}): {detail}")
-                }
-                None => format!("logged in, but reading pg_stat_ssl failed: {detail}"),
-            },
-        ),
-        Some(SessionFailure::Timeout { stage, after_ms }) => critical(format!(
-            "timed out at {} after {:.1} s",
-            stage.describe(),
-            *after_ms as f64 / 1000.0
-        )),
-    }
+    let Some(failure) = &session.failure else {
+        let version = session
+            .pg_stat_ssl
+            .as_ref()
+            .and_then(|s| s.version.clone())
+            .unwrap_or_else(|| "TLS".into());
+        let ms = session.connect_seconds.unwrap_or(0.0) * 1000.0;
+        return finding(
+            Check::Connection,
+            Status::Ok,
+            format!(
+                "logged in to {}:{} as {} over {version} in {ms:.0} ms",
+                target.host, target.port, target.user
+            ),
+        );
+    };
+    // Could not check (our fault, or logged in without the view): UNKNOWN;
+    // everything else is the server failing its clients.
+    let status = match failure {
+        SessionFailure::Internal(_) | SessionFailure::Query { .. } => Status::Unknown,
+        _ => Status::Critical,
+    };
+    finding(Check::Connection, status, describe_failure(failure, target))
 }
 
 /// libpq's verdict on the chain and the host name.
@@ -265,63 +354,21 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                 None => ", host name not checked (verify-ca)".to_string(),
             };
             finding(
-                "certificate",
+                Check::Certificate,
                 Status::Ok,
                 format!("chains to {anchor}{name}"),
             )
         }
-        Err(problem) => finding("certificate", Status::Critical, describe_problem(problem)),
+        Err(problem) => finding(Check::Certificate, Status::Critical, problem.to_string()),
     })
 }
 
-pub fn describe_problem(problem: &CertProblem) -> String {
-    match problem {
-        CertProblem::UnknownIssuer { detail } => {
-            format!("certificate signed by an unknown issuer: {detail}")
-        }
-        CertProblem::Expired { subject, not_after } => {
-            format!("certificate {subject} expired on {}", date(*not_after))
-        }
-        CertProblem::NotYetValid {
-            subject,
-            not_before,
-        } => format!(
-            "certificate {subject} is not valid until {}",
-            date(*not_before)
-        ),
-        CertProblem::NameMismatch { host, presented } => format!(
-            "host name \"{host}\" does not match the certificate (names: {})",
-            if presented.is_empty() {
-                "none".to_string()
-            } else {
-                presented.join(", ")
-            }
-        ),
-        CertProblem::BadSignature { subject } => {
-            format!("signature on certificate {subject} does not verify")
-        }
-        CertProblem::NotCa { subject } => {
-            format!("issuing certificate {subject} is not a CA")
-        }
-        CertProblem::BadPurpose { subject, detail } => {
-            format!("certificate {subject} is not for TLS servers: {detail}")
-        }
-        CertProblem::Malformed { detail } => format!("malformed certificate: {detail}"),
-        CertProblem::UnhandledCriticalExtension { subject, oid } => format!(
-            "certificate {subject} has a critical extension OpenSSL does not handle ({oid})"
-        ),
-        CertProblem::NameConstraint { ca, name, detail } => {
-            format!("name \"{name}\" violates the name constraints of CA {ca}: {detail}")
-        }
-    }
-}
-
 /// What a certificate the server sent is: servers often send their root too.
-pub fn presented_role(index: usize, cert: &CertFacts) -> &'static str {
+pub fn presented_role(index: usize, cert: &CertFacts) -> Role {
     match (index, cert.self_signed) {
-        (0, _) => "leaf",
-        (_, true) => "root",
-        (_, false) => "intermediate",
+        (0, _) => Role::Leaf,
+        (_, true) => Role::Root,
+        (_, false) => Role::Intermediate,
     }
 }
 
@@ -331,9 +378,9 @@ fn soonest_expiry(chain: &CertChainFacts, now: i64) -> Option<Expiry> {
         .iter()
         .enumerate()
         .map(|(i, c)| (presented_role(i, c), c))
-        .chain(chain.anchor.iter().map(|c| ("root", c)));
+        .chain(chain.anchor.iter().map(|c| (Role::Root, c)));
     roles
-        .map(|(role, cert): (&'static str, &CertFacts)| Expiry {
+        .map(|(role, cert)| Expiry {
             role,
             subject: cert.subject.clone(),
             not_after: cert.not_after,
@@ -349,7 +396,7 @@ fn expiry_finding(expiry: &Expiry, thresholds: &Thresholds) -> Finding {
         not_after,
         days_left,
     } = expiry;
-    let when = date(*not_after);
+    let (role, when) = (role.name(), date(*not_after));
     let (status, summary) = if *days_left < 0 {
         (
             Status::Critical,
@@ -368,7 +415,7 @@ fn expiry_finding(expiry: &Expiry, thresholds: &Thresholds) -> Finding {
             format!("{role} {subject} expires in {days_left} days ({when})"),
         )
     };
-    finding("certificate_expiry", status, summary)
+    finding(Check::CertificateExpiry, status, summary)
 }
 
 /// Where libpq accepts but webpki (rustls, Go, browsers) would refuse.
@@ -378,18 +425,23 @@ fn strict_clients(chain: &CertChainFacts) -> Option<Finding> {
     }
     Some(match chain.strict.as_ref()? {
         Ok(()) => finding(
-            "strict_clients",
+            Check::StrictClients,
             Status::Ok,
             "strict verifiers (webpki) accept the certificate too".into(),
         ),
         Err(reason) => {
             let why = if chain.strict_only_issues.is_empty() {
-                reason.clone()
+                reason.to_string()
             } else {
-                chain.strict_only_issues.join("; ")
+                chain
+                    .strict_only_issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             };
             finding(
-                "strict_clients",
+                Check::StrictClients,
                 Status::Warning,
                 format!("only libpq's rules accept the certificate; strict clients fail: {why}"),
             )
@@ -400,7 +452,7 @@ fn strict_clients(chain: &CertChainFacts) -> Option<Finding> {
 fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
     if !stat.ssl {
         return finding(
-            "tls_session",
+            Check::TlsSession,
             Status::Critical,
             "pg_stat_ssl reports ssl=false for this session".into(),
         );
@@ -412,9 +464,9 @@ fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
         stat.bits.map_or_else(|| "?".to_string(), |b| b.to_string())
     );
     match TlsVersion::parse(version) {
-        Some(v) if v >= thresholds.min_tls => finding("tls_session", Status::Ok, described),
+        Some(v) if v >= thresholds.min_tls => finding(Check::TlsSession, Status::Ok, described),
         Some(_) => finding(
-            "tls_session",
+            Check::TlsSession,
             Status::Critical,
             format!(
                 "{described}: below the minimum {}",
@@ -422,7 +474,7 @@ fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
             ),
         ),
         None => finding(
-            "tls_session",
+            Check::TlsSession,
             Status::Unknown,
             format!("{described}: protocol version not recognised"),
         ),
@@ -467,7 +519,7 @@ fn plaintext(facts: &PlaintextFacts) -> Finding {
             let offered = if mechanisms.is_empty() {
                 String::new()
             } else {
-                format!(" [{}]", mechanisms.join(", "))
+                format!(" [{}]", clip(&mechanisms.join(", ")))
             };
             (
                 Status::Critical,
@@ -485,13 +537,21 @@ fn plaintext(facts: &PlaintextFacts) -> Finding {
             Status::Unknown,
             "server closed the plaintext connection without a reply".into(),
         ),
-        PlaintextOutcome::NotPostgres { detail } => (
+        PlaintextOutcome::NotPostgres(bad) => (
             Status::Critical,
-            format!("plaintext reply is not PostgreSQL: {detail}"),
+            format!("plaintext reply is not PostgreSQL: {bad}"),
         ),
-        PlaintextOutcome::Unreachable { detail } => (
+        PlaintextOutcome::Unresolved(f) => (
             Status::Unknown,
-            format!("plaintext check could not connect: {detail}"),
+            format!("plaintext check could not connect: {f}"),
+        ),
+        PlaintextOutcome::Unreachable(f) => (
+            Status::Unknown,
+            format!("plaintext check could not connect: {f}"),
+        ),
+        PlaintextOutcome::Broken { during, error } => (
+            Status::Unknown,
+            format!("plaintext check could not connect: {during}: {error}"),
         ),
         PlaintextOutcome::Timeout { stage, after_ms } => (
             Status::Unknown,
@@ -502,12 +562,12 @@ fn plaintext(facts: &PlaintextFacts) -> Finding {
             ),
         ),
     };
-    finding("plaintext", status, summary)
+    finding(Check::Plaintext, status, summary)
 }
 
 /// Text an unauthenticated peer chose, shortened for a one-line reason
-/// (the JSON facts keep it whole).
-fn clip(text: &str) -> String {
+/// (the JSON facts keep more).
+pub fn clip(text: &str) -> String {
     const MAX: usize = 200;
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -521,114 +581,11 @@ pub fn days_left(not_after: i64, now: i64) -> i64 {
     (not_after - now).div_euclid(86_400)
 }
 
-/// A Unix time as a UTC date, e.g. 2027-03-01.
-pub fn date(unix: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| format!("@{unix}"))
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::facts::{AuthRequest, Stage};
-    use crate::conn::{ChannelBinding, RootCerts, SslNegotiation};
-
-    pub const NOW: i64 = 1_800_000_000;
-    const DAY: i64 = 86_400;
-
-    pub fn cert(subject: &str, not_after: i64) -> CertFacts {
-        CertFacts {
-            version: 3,
-            subject: subject.into(),
-            issuer: "CN=PostgreSQL CA".into(),
-            serial: "01".into(),
-            not_before: NOW - 10 * DAY,
-            not_after,
-            common_names: vec![],
-            san_dns: vec!["localhost".into()],
-            san_ip: vec![],
-            key: "EC P-256".into(),
-            signature_algorithm: "ecdsa-with-SHA256".into(),
-            is_ca: false,
-            self_signed: false,
-            sha256_fingerprint: "AA".into(),
-        }
-    }
-
-    pub fn target() -> Target {
-        Target {
-            host: "localhost".into(),
-            hostaddr: None,
-            port: 5432,
-            user: "probe".into(),
-            dbname: "postgres".into(),
-            password: None,
-            sslmode: SslMode::VerifyFull,
-            sslrootcert: RootCerts::File("ca.crt".into()),
-            sslcert: None,
-            sslkey: None,
-            channel_binding: ChannelBinding::Prefer,
-            connect_timeout: None,
-            application_name: "pg-tls-probe".into(),
-            sslnegotiation: SslNegotiation::Postgres,
-            notes: vec![],
-        }
-    }
-
-    /// A server set up exactly per the article, certificate valid a year.
-    pub fn healthy() -> Facts {
-        let mut anchor = cert("CN=PostgreSQL CA", NOW + 3650 * DAY);
-        anchor.is_ca = true;
-        Facts {
-            session: SessionFacts {
-                chain: CertChainFacts {
-                    presented: vec![cert("CN=localhost", NOW + 365 * DAY)],
-                    anchor: Some(anchor),
-                    checked_name: Some("localhost".into()),
-                    libpq: Some(Ok(())),
-                    strict: Some(Ok(())),
-                    strict_only_issues: vec![],
-                },
-                server_version_num: Some(150018),
-                pg_stat_ssl: Some(PgStatSsl {
-                    ssl: true,
-                    version: Some("TLSv1.3".into()),
-                    cipher: Some("TLS_AES_256_GCM_SHA384".into()),
-                    bits: Some(256),
-                    ..Default::default()
-                }),
-                connect_seconds: Some(0.004),
-                failure: None,
-                audit: None,
-                direct_tls: None,
-            },
-            plaintext: Some(PlaintextFacts {
-                outcome: PlaintextOutcome::Error {
-                    sqlstate: "28000".into(),
-                    severity: "FATAL".into(),
-                    message: "no pg_hba.conf entry".into(),
-                },
-                seconds: 0.002,
-            }),
-            direct_tls: None,
-            total_seconds: 0.005,
-            now: NOW,
-            scan: None,
-        }
-    }
-
-    pub fn thresholds() -> Thresholds {
-        Thresholds {
-            warning_days: 30,
-            critical_days: 7,
-            min_tls: TlsVersion::Tls12,
-            scan: scan::ScanPolicy::default(),
-            allow_plaintext_from: Vec::new(),
-        }
-    }
+    use crate::facts::{AuthRequest, Stage, StrictOnlyIssue, StrictProblem};
+    use crate::fixtures::{healthy, target, thresholds, DAY, NOW};
 
     fn judge(facts: Facts) -> Report {
         evaluate(facts, target(), thresholds())
@@ -638,7 +595,7 @@ pub(crate) mod tests {
         report
             .findings
             .iter()
-            .find(|f| f.name == name)
+            .find(|f| f.check.name() == name)
             .unwrap_or_else(|| panic!("no finding {name} in {:?}", report.findings))
             .status
     }
@@ -647,7 +604,7 @@ pub(crate) mod tests {
     fn article_setup_is_ok() {
         let report = judge(healthy());
         assert_eq!(report.status, Status::Ok, "{:?}", report.findings);
-        let names: Vec<_> = report.findings.iter().map(|f| f.name).collect();
+        let names: Vec<_> = report.findings.iter().map(|f| f.check.name()).collect();
         assert_eq!(
             names,
             [
@@ -678,7 +635,7 @@ pub(crate) mod tests {
                 want,
                 "{days} days"
             );
-            assert_eq!(report.expiry.as_ref().unwrap().role, "root");
+            assert_eq!(report.expiry.as_ref().unwrap().role, Role::Root);
             assert_eq!(report.status, want);
         }
     }
@@ -686,14 +643,16 @@ pub(crate) mod tests {
     #[test]
     fn only_libpq_accepting_is_a_warning_naming_why() {
         let mut facts = healthy();
-        facts.session.chain.strict = Some(Err("UnsupportedCertVersion".into()));
-        facts.session.chain.strict_only_issues = vec!["X.509 v1 certificate".into()];
+        facts.session.chain.strict = Some(Err(StrictProblem::Webpki(
+            webpki::Error::UnsupportedCertVersion,
+        )));
+        facts.session.chain.strict_only_issues = vec![StrictOnlyIssue::LeafVersion(1)];
         let report = judge(facts);
         assert_eq!(report.status, Status::Warning);
         let f = report
             .findings
             .iter()
-            .find(|f| f.name == "strict_clients")
+            .find(|f| f.check == Check::StrictClients)
             .unwrap();
         assert!(f.summary.contains("X.509 v1"), "{}", f.summary);
     }
@@ -739,7 +698,7 @@ pub(crate) mod tests {
             let f = report
                 .findings
                 .iter()
-                .find(|f| f.name == "plaintext")
+                .find(|f| f.check == Check::Plaintext)
                 .unwrap();
             assert_eq!(f.status, want, "{}", f.summary);
             assert!(f.summary.contains(phrase), "{}", f.summary);
@@ -770,7 +729,7 @@ pub(crate) mod tests {
         });
         let report = judge(facts);
         assert_eq!(report.status, Status::Critical);
-        let names: Vec<_> = report.findings.iter().map(|f| f.name).collect();
+        let names: Vec<_> = report.findings.iter().map(|f| f.check.name()).collect();
         assert_eq!(names, ["connection", "plaintext"]);
         assert!(report.findings[0]
             .summary
@@ -780,7 +739,7 @@ pub(crate) mod tests {
     #[test]
     fn unknown_never_hides_critical() {
         let mut facts = healthy();
-        facts.session.failure = Some(SessionFailure::TlsRefused);
+        facts.session.failure = Some(SessionFailure::SslRequest(SslRequestFailure::Refused));
         facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Closed;
         assert_eq!(judge(facts).status, Status::Critical);
         assert!(Status::Unknown > Status::Warning);

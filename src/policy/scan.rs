@@ -1,12 +1,18 @@
 //! Findings from the protocol and cipher scan: `protocols` and `ciphers`.
 //!
-//! A version or class the server positively accepted costs the status the
-//! user chose (`--legacy-tls`, `--weak-ciphers`; WARNING by default). One
-//! that matters but could not be decided (timeout, not PostgreSQL) is
-//! UNKNOWN: "not seen" is not "refused".
+//! Each attempt's typed outcome becomes accepted, refused or undecided
+//! here: a hang-up refuses a version after an SSLRequest, but under direct
+//! TLS a server before PostgreSQL 17 hangs up on any ClientHello, so there
+//! it decides nothing. A version or class the server positively accepted
+//! costs the status the user chose (`--legacy-tls`, `--weak-ciphers`;
+//! WARNING by default). One that matters but could not be decided
+//! (timeout, not PostgreSQL) is UNKNOWN: "not seen" is not "refused".
 
-use super::{finding, Finding, Status, Thresholds, TlsVersion};
-use crate::facts::{CipherAttempt, ProtocolAttempt, ScanFacts, ScanVersion};
+use super::{finding, Check, Finding, Status, Thresholds};
+use crate::conn::{SslNegotiation, Target};
+use crate::facts::{
+    suite_name, AttemptOutcome, CipherClass, Refusal, ScanFacts, ScanLevel, TlsVersion,
+};
 
 /// What accepted legacy versions and weak ciphers cost; None ignores them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,43 +30,131 @@ impl Default for ScanPolicy {
     }
 }
 
-pub fn findings(scan: &ScanFacts, thresholds: &Thresholds) -> Vec<Finding> {
-    let mut out = vec![protocols(&scan.protocols, thresholds)];
-    out.extend(
-        scan.ciphers
+/// One version's answer: accepted (true), refused (false) or undecided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionReport {
+    pub version: TlsVersion,
+    pub accepted: Option<bool>,
+    pub detail: String,
+}
+
+/// One weak class's answer, with the suite the server chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CipherReport {
+    pub class: CipherClass,
+    pub accepted: Option<bool>,
+    pub chosen: Option<String>,
+    /// Dated, not broken: reported, never alarming.
+    pub informational: bool,
+    pub detail: String,
+}
+
+/// The judged scan.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    pub level: ScanLevel,
+    pub protocols: Vec<VersionReport>,
+    pub ciphers: Option<Vec<CipherReport>>,
+    pub seconds: f64,
+    pub findings: Vec<Finding>,
+}
+
+/// Still sound today, only dated: CBC with HMAC-SHA1.
+pub fn is_informational(class: CipherClass) -> bool {
+    class == CipherClass::CbcSha1
+}
+
+/// What an outcome says about the version or class offered.
+fn settle(outcome: &AttemptOutcome, target: &Target) -> (Option<bool>, String) {
+    match outcome {
+        AttemptOutcome::Accepted { .. } => (Some(true), outcome.to_string()),
+        AttemptOutcome::Refused(hang_up @ Refusal::HungUp(_))
+            if target.sslnegotiation == SslNegotiation::Direct =>
+        {
+            (
+                None,
+                format!(
+                    "{hang_up}; under direct TLS that is also how a server without it \
+                     (PostgreSQL 16 or older) answers"
+                ),
+            )
+        }
+        AttemptOutcome::Refused(r) => (Some(false), r.to_string()),
+        AttemptOutcome::Undecided(u) => (None, u.to_string()),
+    }
+}
+
+pub fn judge(scan: &ScanFacts, target: &Target, thresholds: &Thresholds) -> ScanReport {
+    let protocols: Vec<VersionReport> = scan
+        .protocols
+        .iter()
+        .map(|p| {
+            let (accepted, detail) = settle(&p.outcome, target);
+            VersionReport {
+                version: p.version,
+                accepted,
+                detail,
+            }
+        })
+        .collect();
+    let ciphers: Option<Vec<CipherReport>> = scan.ciphers.as_ref().map(|attempts| {
+        attempts
+            .iter()
+            .map(|c| {
+                let (accepted, mut detail) = settle(&c.outcome, target);
+                let chosen = match c.outcome {
+                    AttemptOutcome::Accepted { version, suite } => {
+                        let name = suite_name(suite);
+                        detail = format!("ServerHello {} chose {name}", version.name());
+                        Some(name)
+                    }
+                    _ => None,
+                };
+                CipherReport {
+                    class: c.class,
+                    accepted,
+                    chosen,
+                    informational: is_informational(c.class),
+                    detail,
+                }
+            })
+            .collect()
+    });
+    let mut findings = vec![protocols_finding(&protocols, thresholds)];
+    findings.extend(
+        ciphers
             .as_ref()
-            .map(|c| ciphers(c, thresholds.scan.weak)),
+            .map(|c| ciphers_finding(c, thresholds.scan.weak)),
     );
-    out
+    ScanReport {
+        level: scan.level,
+        protocols,
+        ciphers,
+        seconds: scan.seconds,
+        findings,
+    }
 }
 
 /// SSLv3 to TLSv1.1 always; TLSv1.2 too when --min-tls-version is TLSv1.3.
-fn unwanted(v: ScanVersion, min: TlsVersion) -> bool {
-    let as_tls = match v {
-        ScanVersion::Ssl3 => return true,
-        ScanVersion::Tls10 => TlsVersion::Tls10,
-        ScanVersion::Tls11 => TlsVersion::Tls11,
-        ScanVersion::Tls12 => TlsVersion::Tls12,
-        ScanVersion::Tls13 => TlsVersion::Tls13,
-    };
-    v.is_legacy() || as_tls < min
+fn unwanted(v: TlsVersion, min: TlsVersion) -> bool {
+    v.is_legacy() || v < min
 }
 
-fn names<'a>(attempts: impl Iterator<Item = &'a ProtocolAttempt>) -> String {
+fn names<'a>(attempts: impl Iterator<Item = &'a VersionReport>) -> String {
     attempts
         .map(|p| p.version.name())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn protocols(attempts: &[ProtocolAttempt], t: &Thresholds) -> Finding {
+fn protocols_finding(attempts: &[VersionReport], t: &Thresholds) -> Finding {
     let min = t.min_tls;
     let accepted = || attempts.iter().filter(|p| p.accepted == Some(true));
     let accepted_list = match names(accepted()) {
         list if list.is_empty() => "none".to_string(),
         list => list,
     };
-    let flagged: Vec<&ProtocolAttempt> = accepted().filter(|p| unwanted(p.version, min)).collect();
+    let flagged: Vec<&VersionReport> = accepted().filter(|p| unwanted(p.version, min)).collect();
     if !flagged.is_empty() {
         let what = format!(
             "server accepts {} (legacy or below {}); accepted: {accepted_list}",
@@ -68,9 +162,9 @@ fn protocols(attempts: &[ProtocolAttempt], t: &Thresholds) -> Finding {
             min.name()
         );
         return match t.scan.legacy {
-            Some(status) => finding("protocols", status, what),
+            Some(status) => finding(Check::Protocols, status, what),
             None => finding(
-                "protocols",
+                Check::Protocols,
                 Status::Ok,
                 format!("{what} (ignored: --legacy-tls ignore)"),
             ),
@@ -79,19 +173,19 @@ fn protocols(attempts: &[ProtocolAttempt], t: &Thresholds) -> Finding {
     if let Some(first) = attempts.iter().find(|p| p.accepted.is_none()) {
         if attempts.iter().all(|p| p.accepted.is_none()) {
             return finding(
-                "protocols",
+                Check::Protocols,
                 Status::Unknown,
                 format!("could not scan protocol versions: {}", first.detail),
             );
         }
     }
-    let open: Vec<&ProtocolAttempt> = attempts
+    let open: Vec<&VersionReport> = attempts
         .iter()
         .filter(|p| p.accepted.is_none() && unwanted(p.version, min))
         .collect();
     if let (Some(first), Some(_)) = (open.first(), t.scan.legacy) {
         return finding(
-            "protocols",
+            Check::Protocols,
             Status::Unknown,
             format!(
                 "could not tell whether {} is accepted: {}; accepted: {accepted_list}",
@@ -112,10 +206,10 @@ fn protocols(attempts: &[ProtocolAttempt], t: &Thresholds) -> Finding {
     if !undecided.is_empty() {
         summary.push_str(&format!("; undecided: {undecided}"));
     }
-    finding("protocols", Status::Ok, summary)
+    finding(Check::Protocols, Status::Ok, summary)
 }
 
-fn class_list<'a>(attempts: impl Iterator<Item = &'a CipherAttempt>) -> String {
+fn class_list<'a>(attempts: impl Iterator<Item = &'a CipherReport>) -> String {
     attempts
         .map(|c| match &c.chosen {
             Some(suite) => format!("{} ({suite})", c.class.name()),
@@ -125,7 +219,7 @@ fn class_list<'a>(attempts: impl Iterator<Item = &'a CipherAttempt>) -> String {
         .join(", ")
 }
 
-fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
+fn ciphers_finding(attempts: &[CipherReport], weak: Option<Status>) -> Finding {
     let weak_ones = || attempts.iter().filter(|c| !c.informational);
     let info = class_list(
         attempts
@@ -141,18 +235,18 @@ fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
     if !accepted.is_empty() {
         let what = format!("server accepts weak cipher suites: {accepted}{info_note}");
         return match weak {
-            Some(status) => finding("ciphers", status, what),
+            Some(status) => finding(Check::Ciphers, status, what),
             None => finding(
-                "ciphers",
+                Check::Ciphers,
                 Status::Ok,
                 format!("{what} (ignored: --weak-ciphers ignore)"),
             ),
         };
     }
-    let open: Vec<&CipherAttempt> = weak_ones().filter(|c| c.accepted.is_none()).collect();
+    let open: Vec<&CipherReport> = weak_ones().filter(|c| c.accepted.is_none()).collect();
     if let (Some(first), Some(_)) = (open.first(), weak) {
         return finding(
-            "ciphers",
+            Check::Ciphers,
             Status::Unknown,
             format!(
                 "could not tell whether {} suites are accepted: {}",
@@ -167,7 +261,7 @@ fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
         list => format!("; undecided: {list}"),
     };
     finding(
-        "ciphers",
+        Check::Ciphers,
         Status::Ok,
         format!("no weak cipher class accepted{undecided}{info_note}"),
     )
@@ -176,24 +270,41 @@ fn ciphers(attempts: &[CipherAttempt], weak: Option<Status>) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{CipherClass, ScanLevel};
-    use crate::policy::tests::thresholds;
+    use crate::facts::{CipherAttempt, HangUp, ProtocolAttempt, Undecided};
+    use crate::fixtures::{target, thresholds};
+
+    fn outcome(version: TlsVersion, accepted: Option<bool>) -> AttemptOutcome {
+        match accepted {
+            Some(true) => AttemptOutcome::Accepted {
+                version,
+                suite: 0xc02f,
+            },
+            Some(false) => AttemptOutcome::Refused(Refusal::Alert {
+                fatal: true,
+                code: 70,
+            }),
+            None => AttemptOutcome::Undecided(Undecided::Timeout { after_ms: 2000 }),
+        }
+    }
 
     fn scan(accepted: [Option<bool>; 5]) -> ScanFacts {
         ScanFacts {
             level: ScanLevel::Protocols,
-            protocols: ScanVersion::ALL
+            protocols: TlsVersion::ALL
                 .iter()
                 .zip(accepted)
                 .map(|(v, a)| ProtocolAttempt {
                     version: *v,
-                    accepted: a,
-                    detail: "fatal alert 70 protocol_version".into(),
+                    outcome: outcome(*v, a),
                 })
                 .collect(),
             ciphers: None,
             seconds: 0.01,
         }
+    }
+
+    fn findings(scan: &ScanFacts, t: &Thresholds) -> Vec<Finding> {
+        judge(scan, &target(), t).findings
     }
 
     const MODERN: [Option<bool>; 5] = [
@@ -277,34 +388,52 @@ mod tests {
         assert!(f.summary.ends_with("; undecided: TLSv1.3"), "{}", f.summary);
     }
 
-    fn cipher(class: CipherClass, accepted: Option<bool>, chosen: Option<&str>) -> CipherAttempt {
-        CipherAttempt {
-            class,
-            accepted,
-            chosen: chosen.map(str::to_string),
-            informational: class.is_informational(),
-            detail: "fatal alert 40 handshake_failure".into(),
-        }
+    /// After an SSLRequest a hang-up refuses the version; under direct TLS
+    /// it is what a server without direct TLS does to any hello.
+    #[test]
+    fn a_hang_up_refuses_only_after_an_sslrequest() {
+        let mut target = target();
+        let hung_up = AttemptOutcome::Refused(Refusal::HungUp(HangUp::Closed));
+        assert_eq!(settle(&hung_up, &target).0, Some(false));
+        target.sslnegotiation = SslNegotiation::Direct;
+        let (accepted, detail) = settle(&hung_up, &target);
+        assert_eq!(accepted, None);
+        assert!(detail.contains("PostgreSQL 16 or older"), "{detail}");
+        let alert = outcome(TlsVersion::Tls10, Some(false));
+        assert_eq!(
+            settle(&alert, &target),
+            (Some(false), "fatal alert 70 protocol_version".to_string())
+        );
+    }
+
+    fn cipher(class: CipherClass, accepted: Option<bool>, suite: u16) -> CipherAttempt {
+        let outcome = match accepted {
+            Some(true) => AttemptOutcome::Accepted {
+                version: TlsVersion::Tls12,
+                suite,
+            },
+            other => outcome(TlsVersion::Tls12, other),
+        };
+        CipherAttempt { class, outcome }
     }
 
     #[test]
     fn weak_ciphers_name_the_chosen_suite_and_cbc_is_informational() {
         let mut facts = scan(MODERN);
         facts.ciphers = Some(vec![
-            cipher(CipherClass::Null, Some(false), None),
-            cipher(
-                CipherClass::Des,
-                Some(true),
-                Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
-            ),
-            cipher(
-                CipherClass::CbcSha1,
-                Some(true),
-                Some("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
-            ),
+            cipher(CipherClass::Null, Some(false), 0),
+            cipher(CipherClass::Des, Some(true), 0x000a),
+            cipher(CipherClass::CbcSha1, Some(true), 0xc014),
         ]);
         let mut t = thresholds();
-        let f = &findings(&facts, &t)[1];
+        let report = judge(&facts, &target(), &t);
+        let des = &report.ciphers.as_ref().unwrap()[1];
+        assert_eq!(des.chosen.as_deref(), Some("TLS_RSA_WITH_3DES_EDE_CBC_SHA"));
+        assert_eq!(
+            des.detail,
+            "ServerHello TLSv1.2 chose TLS_RSA_WITH_3DES_EDE_CBC_SHA"
+        );
+        let f = &report.findings[1];
         assert_eq!(f.status, Status::Warning);
         assert_eq!(
             f.summary,
@@ -313,7 +442,7 @@ mod tests {
         );
         t.scan.weak = None;
         assert_eq!(findings(&facts, &t)[1].status, Status::Ok);
-        facts.ciphers.as_mut().unwrap()[1].accepted = Some(false);
+        facts.ciphers.as_mut().unwrap()[1] = cipher(CipherClass::Des, Some(false), 0);
         t.scan.weak = Some(Status::Critical);
         let f = &findings(&facts, &t)[1];
         assert_eq!(f.status, Status::Ok);
@@ -323,7 +452,7 @@ mod tests {
             "{}",
             f.summary
         );
-        facts.ciphers.as_mut().unwrap()[0].accepted = None;
+        facts.ciphers.as_mut().unwrap()[0] = cipher(CipherClass::Null, None, 0);
         assert_eq!(findings(&facts, &t)[1].status, Status::Unknown);
     }
 
@@ -333,8 +462,8 @@ mod tests {
     fn ignored_undecided_classes_are_not_called_refused() {
         let mut facts = scan(MODERN);
         facts.ciphers = Some(vec![
-            cipher(CipherClass::Null, None, None),
-            cipher(CipherClass::Rc4, Some(false), None),
+            cipher(CipherClass::Null, None, 0),
+            cipher(CipherClass::Rc4, Some(false), 0),
         ]);
         let mut t = thresholds();
         t.scan.weak = None;

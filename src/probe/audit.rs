@@ -10,39 +10,46 @@
 //! "permission denied" errors in the server log. Everything uses the simple
 //! protocol, like the pg_stat_ssl query.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::ProbeCtx;
 use crate::facts::audit::{
-    AuditAccess, AuditFacts, HbaFacts, HbaRule, ReloadCheck, TcpSession, SETTINGS,
+    AuditAccess, AuditFacts, AuditFailure, HbaFacts, HbaRule, NotChecked, ReloadCheck, TcpSession,
+    SETTINGS,
 };
 
-/// Runs the audit queries on an authenticated verify-full session.
+/// Runs the audit queries on an authenticated verify-full session, until
+/// the run's deadline.
 pub async fn probe(
+    ctx: &ProbeCtx<'_>,
     client: &Client,
     server_version_num: Option<i32>,
-    budget: Duration,
 ) -> AuditFacts {
     let start = Instant::now();
     let mut facts = AuditFacts::default();
     let version = server_version_num.unwrap_or(0);
     if version < 100_000 {
-        facts.failure = Some(format!(
-            "the audit needs PostgreSQL 10 or later (pg_hba_file_rules, pg_monitor); server_version_num is {}",
-            server_version_num.map_or_else(|| "unknown".to_string(), |v| v.to_string())
-        ));
+        facts.failure = Some(AuditFailure::TooOld(server_version_num));
         return facts;
     }
-    if tokio::time::timeout(budget, read(client, version, &mut facts))
+    if ctx
+        .within_run(read(client, version, &mut facts))
         .await
-        .is_err()
+        .is_none()
     {
-        let after = format!("timed out after {:.1} s", start.elapsed().as_secs_f64());
+        let after_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         if facts.access.is_none() {
-            facts.failure = Some(format!("audit queries {after}"));
+            facts.failure = Some(AuditFailure::Timeout {
+                what: "audit queries",
+                after_ms,
+            });
         } else if facts.hba.is_none() && facts.hba_failure.is_none() {
-            facts.hba_failure = Some(format!("reading pg_hba_file_rules {after}"));
+            facts.hba_failure = Some(AuditFailure::Timeout {
+                what: "reading pg_hba_file_rules",
+                after_ms,
+            });
         }
     }
     facts
@@ -61,7 +68,7 @@ async fn read(client: &Client, version: i32, facts: &mut AuditFacts) {
         .next()
         .and_then(|s| s.into_iter().next())
     else {
-        facts.failure = Some("the audit query returned no row".into());
+        facts.failure = Some(AuditFailure::NoRow("the audit query"));
         return;
     };
     if let Err(e) = read_first_row(&row, facts) {
@@ -89,9 +96,10 @@ async fn read(client: &Client, version: i32, facts: &mut AuditFacts) {
         // The mtime was expected to be readable but was not: say why and
         // read the rules alone rather than lose them.
         Err(e) if stat.is_ok() => {
-            hba.reload = ReloadCheck::NotChecked {
-                reason: query_error("pg_stat_file on hba_file", &e),
-            };
+            hba.reload = ReloadCheck::NotChecked(NotChecked::Failed(query_error(
+                "pg_stat_file on hba_file",
+                &e,
+            )));
             match client.simple_query(RULES_QUERY).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -117,14 +125,12 @@ async fn read(client: &Client, version: i32, facts: &mut AuditFacts) {
             return;
         }
         None => {
-            facts.hba_failure = Some("pg_hba_file_rules query returned no row".into());
+            facts.hba_failure = Some(AuditFailure::NoRow("pg_hba_file_rules query"));
             return;
         }
     }
     hba.reload = match (&stat, results.next().and_then(|s| s.into_iter().next())) {
-        (Err(reason), _) => ReloadCheck::NotChecked {
-            reason: reason.clone(),
-        },
+        (Err(reason), _) => ReloadCheck::NotChecked(reason.clone()),
         (Ok(()), Some(row)) => reload_check(&row),
         // Only reached after the fallback above set the reason.
         (Ok(()), None) => hba.reload,
@@ -197,32 +203,26 @@ fn stat_allowed(
     access: &AuditAccess,
     version: i32,
     settings: &std::collections::BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), NotChecked> {
     if access.superuser {
         return Ok(());
     }
-    let grant = format!(
-        "pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {}",
-        access.role
-    );
+    let role = || access.role.clone();
     // Before 11 pg_stat_file has a hard-coded superuser check.
     if version < 110_000 || !access.stat_file {
-        return Err(grant);
+        return Err(NotChecked::NeedsStatFile { role: role() });
     }
     let (Some(hba), Some(data)) = (settings.get("hba_file"), settings.get("data_directory")) else {
-        return Err(format!(
-            "pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {})",
-            access.role
-        ));
+        return Err(NotChecked::HbaFileHidden { role: role() });
     };
     let inside = std::path::Path::new(hba).starts_with(data);
     if inside || access.read_server_files {
         Ok(())
     } else {
-        Err(format!(
-            "pending reload not checked: {hba} is outside the data directory (needs GRANT pg_read_server_files TO {})",
-            access.role
-        ))
+        Err(NotChecked::OutsideDataDirectory {
+            file: hba.clone(),
+            role: role(),
+        })
     }
 }
 
@@ -262,16 +262,21 @@ fn flag(row: &Row, name: &str) -> bool {
 }
 
 /// A JSON column; `None` for SQL NULL (json_agg over no rows).
-fn parse_json<T: serde::de::DeserializeOwned>(row: &Row, name: &str) -> Result<Option<T>, String> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    name: &'static str,
+) -> Result<Option<T>, AuditFailure> {
     column(row, name)
         .map(|text| {
-            serde_json::from_str(text)
-                .map_err(|e| format!("unexpected {name} in the audit answer: {e}"))
+            serde_json::from_str(text).map_err(|e| AuditFailure::BadAnswer {
+                what: name,
+                detail: e.to_string(),
+            })
         })
         .transpose()
 }
 
-fn read_first_row(row: &Row, facts: &mut AuditFacts) -> Result<(), String> {
+fn read_first_row(row: &Row, facts: &mut AuditFacts) -> Result<(), AuditFailure> {
     facts.access = Some(AuditAccess {
         role: column(row, "role").unwrap_or("CURRENT_USER").to_string(),
         superuser: flag(row, "superuser"),
@@ -295,20 +300,21 @@ fn reload_check(row: &Row) -> ReloadCheck {
             loaded,
             pending: flag(row, "pending"),
         },
-        _ => ReloadCheck::NotChecked {
-            reason: "pending reload not checked: hba_file not found by pg_stat_file".into(),
-        },
+        _ => ReloadCheck::NotChecked(NotChecked::NotFound),
     }
 }
 
-fn query_error(what: &str, e: &tokio_postgres::Error) -> String {
+fn query_error(what: &'static str, e: &tokio_postgres::Error) -> AuditFailure {
     match e.as_db_error() {
-        Some(db) => format!(
-            "{what} failed (SQLSTATE {}): {}",
-            db.code().code(),
-            db.message()
-        ),
-        None => format!("{what} failed: {e}"),
+        Some(db) => AuditFailure::Server {
+            what,
+            sqlstate: db.code().code().to_string(),
+            message: db.message().to_string(),
+        },
+        None => AuditFailure::Client {
+            what,
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -404,7 +410,9 @@ mod tests {
         let mut settings = std::collections::BTreeMap::new();
         settings.insert("hba_file".to_string(), "/etc/pg/pg_hba.conf".to_string());
         settings.insert("data_directory".to_string(), "/var/lib/pg".to_string());
-        let err = stat_allowed(&access, 150_000, &settings).unwrap_err();
+        let err = stat_allowed(&access, 150_000, &settings)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("GRANT pg_read_server_files TO mon"), "{err}");
         settings.insert(
             "hba_file".to_string(),
@@ -413,7 +421,9 @@ mod tests {
         assert_eq!(stat_allowed(&access, 150_000, &settings), Ok(()));
         assert!(stat_allowed(&access, 100_000, &settings).is_err());
         access.stat_file = false;
-        let err = stat_allowed(&access, 150_000, &settings).unwrap_err();
+        let err = stat_allowed(&access, 150_000, &settings)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO mon")
         );

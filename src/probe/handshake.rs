@@ -24,48 +24,11 @@ use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_rustls::client::TlsStream;
 
 use crate::conn::SslNegotiation;
-use crate::tls::{self, HandshakeProgress, Recorder};
+use crate::facts::{HandshakeFailure, IoFailure};
+use crate::tls::{self, Recorder};
 
 /// The IANA ALPN identifier PostgreSQL 17 registered for its protocol.
 pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
-
-/// Why the handshake did not produce a usable session.
-#[derive(Debug)]
-pub enum HandshakeError {
-    /// The server ended the connection before its certificate was seen:
-    /// what PostgreSQL 16 and older do with a direct ClientHello. (A TLS 1.3
-    /// ServerHello may have come first; no server seen does that.)
-    ClosedBeforeReply(io::Error),
-    /// The handshake completed without the `postgresql` ALPN protocol.
-    NoAlpn,
-    /// Any other failure (alert, bad certificate, bytes that are not TLS).
-    Failed(io::Error),
-}
-
-impl HandshakeError {
-    /// One line for a report; names what a direct-TLS failure usually means.
-    pub fn describe(&self, negotiation: SslNegotiation) -> String {
-        match (self, negotiation) {
-            (HandshakeError::ClosedBeforeReply(_), SslNegotiation::Direct) => {
-                "server closed the connection during the TLS handshake: \
-                 direct TLS needs PostgreSQL 17 or later, with ssl = on"
-                    .to_string()
-            }
-            (HandshakeError::ClosedBeforeReply(e), SslNegotiation::Postgres) => {
-                format!("server closed the connection during the TLS handshake ({e})")
-            }
-            (HandshakeError::NoAlpn, _) => {
-                "direct TLS connection was established without ALPN protocol \"postgresql\" \
-                 (libpq 17 refuses it too)"
-                    .to_string()
-            }
-            (HandshakeError::Failed(e), SslNegotiation::Direct) => {
-                format!("direct TLS handshake failed: {}", error_chain(e))
-            }
-            (HandshakeError::Failed(e), SslNegotiation::Postgres) => error_chain(e),
-        }
-    }
-}
 
 /// The error and its causes, without repeating a cause already in the text.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
@@ -89,30 +52,24 @@ pub async fn connect(
     stream: TcpStream,
     negotiation: SslNegotiation,
     recorder: &Recorder,
-) -> Result<TlsStream<TcpStream>, HandshakeError> {
+) -> Result<TlsStream<TcpStream>, HandshakeFailure> {
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-    let name = rustls_pki_types::ServerName::try_from(tls::connector_name(host))
-        .map_err(|e| HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let mut session = connector.connect(name, stream).await.map_err(|e| {
-        let closed = matches!(
-            e.kind(),
-            io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-        );
-        // No certificate seen: taken as a hang-up on the ClientHello.
-        if closed && recorder.progress() == HandshakeProgress::NotStarted {
-            HandshakeError::ClosedBeforeReply(e)
-        } else {
-            HandshakeError::Failed(e)
-        }
+    let name = rustls_pki_types::ServerName::try_from(tls::connector_name(host)).map_err(|e| {
+        HandshakeFailure::Io(IoFailure {
+            kind: io::ErrorKind::InvalidInput,
+            message: e.to_string(),
+        })
     })?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut session = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| HandshakeFailure::from_io(&e, recorder.progress()))?;
     let alpn = session.get_ref().1.alpn_protocol();
     if negotiation == SslNegotiation::Direct && alpn != Some(ALPN_POSTGRESQL) {
         // Refused, but end it as TLS should: close_notify, not a bare FIN.
         let _ = session.shutdown().await;
-        return Err(HandshakeError::NoAlpn);
+        return Err(HandshakeFailure::NoAlpn);
     }
     Ok(session)
 }
@@ -136,18 +93,12 @@ impl tokio_postgres::tls::TlsStream for Established {
         else {
             return ChannelBinding::none();
         };
-        let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+        let Ok(cert) = crate::certs::parse(leaf) else {
             return ChannelBinding::none();
         };
-        let digest = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
-            "1.2.840.113549.1.1.4"
-            | "1.2.840.113549.1.1.5"
-            | "1.2.840.113549.1.1.11"
-            | "1.2.840.10045.4.1"
-            | "1.2.840.10045.4.3.2" => &ring::digest::SHA256,
-            "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => &ring::digest::SHA384,
-            "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => &ring::digest::SHA512,
-            _ => return ChannelBinding::none(),
+        let Some(digest) = crate::certs::signature_algorithm(&cert).and_then(|a| a.end_point_hash)
+        else {
+            return ChannelBinding::none();
         };
         ChannelBinding::tls_server_end_point(ring::digest::digest(digest, leaf).as_ref().to_vec())
     }

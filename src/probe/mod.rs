@@ -1,8 +1,13 @@
 //! Runs every check concurrently under one deadline and gathers [`Facts`].
 //!
-//! Each probe owns its connection(s) and returns typed facts; none prints,
-//! none sees thresholds. The host is resolved once and the addresses are
-//! shared, so the checks start their TCP connects at the same moment.
+//! Each probe is `async fn(&ProbeCtx, ..) -> XFacts`: it owns its
+//! connection(s), returns typed facts, never prints and never sees a
+//! threshold. The context carries the only two instants a probe waits
+//! for: the run's [`ProbeCtx::deadline`] and one connection attempt's
+//! [`ProbeCtx::attempt_deadline`] (libpq's connect_timeout), both derived
+//! once here. The host is resolved once and the addresses shared, so the
+//! checks start their TCP connects at the same moment. The futures are
+//! `Send`, so a multi-threaded server can spawn them.
 
 mod audit;
 mod direct;
@@ -11,156 +16,213 @@ mod plaintext;
 mod scan;
 mod session;
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-use crate::facts::{
-    Facts, PlaintextFacts, PlaintextOutcome, ScanFacts, ScanLevel, SessionFacts, SessionFailure,
-    Stage,
-};
 use crate::conn::{SslNegotiation, Target};
+use crate::facts::{
+    ConnectFailure, DirectTlsFacts, Facts, PlaintextFacts, PlaintextOutcome, ResolveFailure,
+    ScanFacts, ScanLevel, SessionFacts, SessionFailure, Stage, Undecided,
+};
 use crate::tls::{ClientIdentity, TrustStore};
 
-/// Everything the probes need, validated before any network I/O.
+/// Which checks run besides the verify-full session; part of a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checks {
+    pub plaintext: bool,
+    /// None with `--scan none`.
+    pub scan: Option<ScanLevel>,
+    /// The server-side audit over the verify-full session (`--audit`).
+    pub audit: bool,
+    /// Whether the server speaks direct TLS (a separate connection,
+    /// unless the session itself negotiates directly).
+    pub direct_tls: bool,
+}
+
+/// One server to probe: the resolved target and the files it names, loaded.
 #[derive(Debug)]
-pub struct Plan {
+pub struct Endpoint {
     pub target: Target,
     pub trust: TrustStore,
     pub identity: Option<ClientIdentity>,
-    /// When the whole run must be over.
-    pub deadline: Instant,
-    pub plaintext_check: bool,
-    /// None with `--scan none`.
-    pub scan: Option<ScanLevel>,
-    /// Run the server-side audit over the verify-full session (`--audit`).
-    pub audit: bool,
-    /// Report whether the server speaks direct TLS (a separate connection,
-    /// unless the session itself negotiates directly).
-    pub direct_tls_check: bool,
 }
 
-pub async fn run_all(plan: &Plan) -> Facts {
-    let start = Instant::now();
+/// What every probe reads.
+#[derive(Debug)]
+pub struct ProbeCtx<'a> {
+    pub endpoint: &'a Endpoint,
+    /// Where to dial, in order (libpq tries each in turn).
+    pub addrs: Vec<SocketAddr>,
+    /// When the probes started; timings and "after N s" count from here.
+    pub started: Instant,
+    /// The run's end: nothing waits past it.
+    pub deadline: Instant,
+    /// The end of one connection attempt, connect through login:
+    /// `connect_timeout` after the start, never after [`Self::deadline`].
+    pub attempt_deadline: Instant,
+}
+
+impl ProbeCtx<'_> {
+    pub fn target(&self) -> &Target {
+        &self.endpoint.target
+    }
+
+    /// Milliseconds since the probes started.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs `step` until the attempt deadline; None when it ran out.
+    pub async fn within_attempt<T>(&self, step: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout_at(self.attempt_deadline.into(), step)
+            .await
+            .ok()
+    }
+
+    /// Runs `step` until the run's deadline; None when it ran out.
+    pub async fn within_run<T>(&self, step: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout_at(self.deadline.into(), step)
+            .await
+            .ok()
+    }
+}
+
+/// Probes `endpoint` with `checks`, everything over by `deadline`.
+pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) -> Facts {
+    let started = Instant::now();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let remaining = plan.deadline.saturating_duration_since(start);
-    let resolved = tokio::time::timeout(remaining, resolve(&plan.target)).await;
-    let mut direct_tls = None;
-    let (session, plaintext, scan) = match resolved {
-        Ok(Ok(addrs)) => {
-            let budget = plan.deadline.saturating_duration_since(Instant::now());
-            let plaintext = async {
-                if plan.plaintext_check {
-                    let limit = budget_with(plan.target.connect_timeout, budget);
-                    Some(plaintext::probe(&plan.target, &addrs, limit).await)
-                } else {
-                    None
-                }
-            };
-            let scan = async {
-                let limit = budget_with(plan.target.connect_timeout, budget);
-                match plan.scan {
-                    // Boxed: the scan's many handshakes make a large future, which
-                    // should cost nothing (no copy, no stack) when not scanning.
-                    Some(level) => {
-                        Some(Box::pin(scan::probe(&plan.target, &addrs, level, limit)).await)
-                    }
-                    None => None,
-                }
-            };
-            let main =
-                async { tokio::join!(session::probe(plan, &addrs, budget), plaintext, scan) };
-            // A direct session answers the question itself: no extra connection.
-            if plan.direct_tls_check && plan.target.sslnegotiation == SslNegotiation::Postgres {
-                let (main, direct) = direct::alongside(plan, &addrs, budget, main).await;
-                direct_tls = Some(direct);
-                main
-            } else {
-                let (session, plaintext, scan) = main.await;
-                direct_tls = session.direct_tls.clone();
-                (session, plaintext, scan)
-            }
+    let target = &endpoint.target;
+    let resolved = tokio::time::timeout_at(deadline.into(), resolve(target)).await;
+    let attempt_deadline = target
+        .connect_timeout
+        .map_or(deadline, |limit| deadline.min(started + limit));
+    let addrs = match resolved {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(failure)) => {
+            return unresolved(checks, started, now, SessionFailure::Resolve(failure));
         }
-        Ok(Err(detail)) => unresolved(
-            plan,
-            SessionFailure::Resolve {
-                detail: detail.clone(),
-            },
-            PlaintextOutcome::Unreachable { detail },
-        ),
         Err(_) => {
-            let after_ms = elapsed_ms(start);
+            let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let stage = Stage::Resolve;
-            unresolved(
-                plan,
+            return unresolved(
+                checks,
+                started,
+                now,
                 SessionFailure::Timeout { stage, after_ms },
-                PlaintextOutcome::Timeout { stage, after_ms },
-            )
+            );
         }
     };
-    // A direct session's own answer is reported even without the check.
-    let direct_tls = match direct_tls {
-        None if plan.direct_tls_check => Some(direct::undecided(
-            "no direct TLS handshake took place or finished".into(),
-        )),
-        known => known,
+    let ctx = ProbeCtx {
+        endpoint,
+        addrs,
+        started,
+        deadline,
+        attempt_deadline,
     };
+    let plaintext = async {
+        if checks.plaintext {
+            Some(plaintext::probe(&ctx).await)
+        } else {
+            None
+        }
+    };
+    let scan = async {
+        match checks.scan {
+            // Boxed: the scan's many handshakes make a large future, which
+            // should cost nothing (no copy, no stack) when not scanning.
+            Some(level) => Some(Box::pin(scan::probe(&ctx, level)).await),
+            None => None,
+        }
+    };
+    let main = async { tokio::join!(session::probe(&ctx, checks.audit), plaintext, scan) };
+    // A direct session answers the question itself: no extra connection.
+    let ((session, plaintext, scan), direct_tls) =
+        if checks.direct_tls && target.sslnegotiation == SslNegotiation::Postgres {
+            let (main, direct) = direct::alongside(&ctx, main).await;
+            (main, Some(direct))
+        } else {
+            let (session, plaintext, scan) = main.await;
+            // A direct session's own answer is reported even without the check.
+            let direct = session
+                .direct_tls
+                .clone()
+                .or_else(|| checks.direct_tls.then_some(DirectTlsFacts::NotAttempted));
+            ((session, plaintext, scan), direct)
+        };
     Facts {
         session,
         plaintext,
         direct_tls,
-        total_seconds: start.elapsed().as_secs_f64(),
+        total_seconds: started.elapsed().as_secs_f64(),
         now,
         scan,
     }
 }
 
-fn unresolved(
-    plan: &Plan,
-    failure: SessionFailure,
-    outcome: PlaintextOutcome,
-) -> (SessionFacts, Option<PlaintextFacts>, Option<ScanFacts>) {
-    let scan_detail = match &failure {
-        SessionFailure::Resolve { detail } => detail.clone(),
-        _ => "timed out at name resolution".to_string(),
+/// Every check stopped at name resolution, for the same reason.
+fn unresolved(checks: &Checks, started: Instant, now: i64, failure: SessionFailure) -> Facts {
+    let (undecided, outcome) = match &failure {
+        SessionFailure::Resolve(f) => (
+            Undecided::Unresolved(f.clone()),
+            PlaintextOutcome::Unresolved(f.clone()),
+        ),
+        _ => (
+            Undecided::ResolveTimeout,
+            PlaintextOutcome::Timeout {
+                stage: Stage::Resolve,
+                after_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+        ),
     };
-    let scan = plan.scan.map(|level| scan::undecided(level, &scan_detail));
-    let session = SessionFacts {
-        failure: Some(failure),
-        ..SessionFacts::default()
-    };
-    let plaintext = plan.plaintext_check.then_some(PlaintextFacts {
-        outcome,
-        seconds: 0.0,
-    });
-    (session, plaintext, scan)
+    Facts {
+        session: SessionFacts {
+            failure: Some(failure),
+            ..SessionFacts::default()
+        },
+        plaintext: checks.plaintext.then_some(PlaintextFacts {
+            outcome,
+            seconds: 0.0,
+        }),
+        direct_tls: checks.direct_tls.then_some(DirectTlsFacts::NotAttempted),
+        total_seconds: started.elapsed().as_secs_f64(),
+        now,
+        scan: checks
+            .scan
+            .map(|level| ScanFacts::all_undecided(level, &undecided)),
+    }
 }
 
 /// Addresses to dial: `hostaddr` when given (no lookup), else the host's.
-async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
+async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, ResolveFailure> {
     if let Some(ip) = target.hostaddr {
         return Ok(vec![SocketAddr::new(ip, target.port)]);
     }
     if let Ok(ip) = target.host.parse() {
         return Ok(vec![SocketAddr::new(ip, target.port)]);
     }
+    let host = || target.host.clone();
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("cannot resolve host \"{}\": {e}", target.host))?
+        .map_err(|e| ResolveFailure::Lookup {
+            host: host(),
+            error: (&e).into(),
+        })?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("host \"{}\" has no addresses", target.host));
+        return Err(ResolveFailure::NoAddresses { host: host() });
     }
     Ok(addrs)
 }
 
 /// Tries each address in turn, as libpq does; the error names the last failure.
-async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
-    let mut last = String::from("no address to connect to");
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ConnectFailure> {
+    let mut last = ConnectFailure::NoAddress;
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
@@ -168,19 +230,15 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+            Err(e) => {
+                last = ConnectFailure::Refused {
+                    addr: *addr,
+                    error: (&e).into(),
+                }
+            }
         }
     }
     Err(last)
-}
-
-fn elapsed_ms(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Remaining time for a step that must also respect a per-attempt limit.
-fn budget_with(limit: Option<Duration>, budget: Duration) -> Duration {
-    limit.map_or(budget, |l| l.min(budget))
 }
 
 /// Reads and discards until the peer closes, an error, or `cap` bytes: after
@@ -195,5 +253,28 @@ async fn read_until_closed<R: AsyncRead + Unpin>(reader: &mut R, cap: usize) {
             Ok(0) | Err(_) => return,
             Ok(n) => total += n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An exporter spawns probes on a multi-threaded runtime: the whole
+    /// run's future must be `Send` (and `'static` once it owns its inputs).
+    #[test]
+    fn the_probe_future_is_send() {
+        fn assert_send<T: Send + 'static>(_: T) {}
+        let checks = Checks {
+            plaintext: true,
+            scan: Some(ScanLevel::Full),
+            audit: true,
+            direct_tls: true,
+        };
+        let endpoint = crate::fixtures::endpoint();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        assert_send(async move { run_all(&checks, &endpoint, deadline).await });
     }
 }

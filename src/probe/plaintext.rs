@@ -5,9 +5,6 @@
 //! credential, hash or SCRAM message can cross the wire in the clear,
 //! whatever the server asks for.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
 use bytes::{Buf, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
@@ -15,36 +12,36 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{connect_any, elapsed_ms};
-use crate::facts::{AuthRequest, PlaintextFacts, PlaintextOutcome, Stage};
-use crate::conn::Target;
+use super::{connect_any, ProbeCtx};
+use crate::facts::{AuthRequest, BadReply, PlaintextFacts, PlaintextOutcome, Stage};
 
 /// Largest first reply we are willing to buffer; real ones are a few hundred bytes.
 const MAX_REPLY: usize = 64 * 1024;
 
-/// Runs the check within `budget`; never fails, the outcome says what happened.
-pub async fn probe(target: &Target, addrs: &[SocketAddr], budget: Duration) -> PlaintextFacts {
-    let start = Instant::now();
-    let mut stage = Stage::TcpConnect;
-    let outcome = match tokio::time::timeout(budget, run(target, addrs, &mut stage)).await {
-        Ok(outcome) => outcome,
-        Err(_) => PlaintextOutcome::Timeout {
-            stage,
-            after_ms: elapsed_ms(start),
-        },
+/// Runs the check within the attempt deadline; never fails, the outcome
+/// says what happened.
+pub async fn probe(ctx: &ProbeCtx<'_>) -> PlaintextFacts {
+    let timeout = |stage| PlaintextOutcome::Timeout {
+        stage,
+        after_ms: ctx.elapsed_ms(),
+    };
+    let outcome = match ctx.within_attempt(connect_any(&ctx.addrs)).await {
+        None => timeout(Stage::TcpConnect),
+        Some(Err(failure)) => PlaintextOutcome::Unreachable(failure),
+        Some(Ok(mut stream)) => ctx
+            .within_attempt(exchange(ctx, &mut stream))
+            .await
+            .unwrap_or_else(|| timeout(Stage::Authentication)),
     };
     PlaintextFacts {
         outcome,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: ctx.started.elapsed().as_secs_f64(),
     }
 }
 
-async fn run(target: &Target, addrs: &[SocketAddr], stage: &mut Stage) -> PlaintextOutcome {
-    let mut stream = match connect_any(addrs).await {
-        Ok(s) => s,
-        Err(detail) => return PlaintextOutcome::Unreachable { detail },
-    };
-    *stage = Stage::Authentication;
+/// One StartupMessage out, the first reply in, then goodbye.
+async fn exchange(ctx: &ProbeCtx<'_>, stream: &mut TcpStream) -> PlaintextOutcome {
+    let target = ctx.target();
     let mut buf = BytesMut::new();
     let params = [
         ("user", target.user.as_str()),
@@ -52,16 +49,18 @@ async fn run(target: &Target, addrs: &[SocketAddr], stage: &mut Stage) -> Plaint
         ("application_name", target.application_name.as_str()),
     ];
     if let Err(e) = frontend::startup_message(params, &mut buf) {
-        return PlaintextOutcome::NotPostgres {
-            detail: format!("cannot encode startup message: {e}"),
+        return PlaintextOutcome::Broken {
+            during: "encoding the startup message",
+            error: (&e).into(),
         };
     }
     if let Err(e) = stream.write_all(&buf).await {
-        return PlaintextOutcome::Unreachable {
-            detail: format!("sending startup message: {e}"),
+        return PlaintextOutcome::Broken {
+            during: "sending startup message",
+            error: (&e).into(),
         };
     }
-    let outcome = read_first_reply(&mut stream).await;
+    let outcome = read_first_reply(stream).await;
     // Best effort: the server only learns we are gone; nothing else is sent.
     let _ = stream.shutdown().await;
     outcome
@@ -73,24 +72,19 @@ async fn read_first_reply(stream: &mut TcpStream) -> PlaintextOutcome {
         match classify(&mut buf) {
             Ok(Some(outcome)) => return outcome,
             Ok(None) => {}
-            Err(detail) => return PlaintextOutcome::NotPostgres { detail },
+            Err(bad) => return PlaintextOutcome::NotPostgres(bad),
         }
         if buf.len() >= MAX_REPLY {
-            return PlaintextOutcome::NotPostgres {
-                detail: format!("no complete message in the first {MAX_REPLY} bytes"),
-            };
+            return PlaintextOutcome::NotPostgres(BadReply::TooLong(MAX_REPLY));
         }
         match stream.read_buf(&mut buf).await {
             Ok(0) if buf.is_empty() => return PlaintextOutcome::Closed,
-            Ok(0) => {
-                return PlaintextOutcome::NotPostgres {
-                    detail: format!("connection closed after {} bytes", buf.len()),
-                }
-            }
+            Ok(0) => return PlaintextOutcome::NotPostgres(BadReply::ClosedAfter(buf.len())),
             Ok(_) => {}
             Err(e) => {
-                return PlaintextOutcome::Unreachable {
-                    detail: format!("reading reply: {e}"),
+                return PlaintextOutcome::Broken {
+                    during: "reading reply",
+                    error: (&e).into(),
                 }
             }
         }
@@ -102,7 +96,7 @@ async fn read_first_reply(stream: &mut TcpStream) -> PlaintextOutcome {
 /// Each message's tag and length are checked before waiting for its body, so
 /// a peer that is not PostgreSQL (an HTTP server answers 'H', then "TTP/"
 /// reads as a 1.4 GB length) is recognised at once rather than waited on.
-fn classify(buf: &mut BytesMut) -> Result<Option<PlaintextOutcome>, String> {
+pub fn classify(buf: &mut BytesMut) -> Result<Option<PlaintextOutcome>, BadReply> {
     loop {
         if buf.len() < 5 {
             return Ok(None);
@@ -110,7 +104,9 @@ fn classify(buf: &mut BytesMut) -> Result<Option<PlaintextOutcome>, String> {
         let tag = buf[0];
         let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
         if !matches!(tag, b'R' | b'E' | b'N' | b'v') || !(4..=MAX_REPLY).contains(&len) {
-            return Err(format!("unexpected reply {}", hex_prefix(buf)));
+            return Err(BadReply::Unexpected(
+                buf[..buf.len().min(crate::hex::PEEK)].to_vec(),
+            ));
         }
         if buf.len() < len + 1 {
             return Ok(None);
@@ -121,8 +117,8 @@ fn classify(buf: &mut BytesMut) -> Result<Option<PlaintextOutcome>, String> {
             continue;
         }
         let message = Message::parse(buf)
-            .map_err(|e| format!("malformed message: {e}"))?
-            .ok_or_else(|| "truncated message".to_string())?;
+            .map_err(|e| BadReply::Malformed(e.to_string()))?
+            .ok_or(BadReply::Truncated)?;
         return Ok(match message {
             Message::NoticeResponse(_) => continue,
             Message::ErrorResponse(body) => Some(error_outcome(body.fields())?),
@@ -132,7 +128,7 @@ fn classify(buf: &mut BytesMut) -> Result<Option<PlaintextOutcome>, String> {
                     .mechanisms()
                     .map(|m| Ok(m.to_string()))
                     .collect::<Vec<_>>()
-                    .map_err(|e| format!("malformed SASL mechanisms: {e}"))?;
+                    .map_err(|e| BadReply::MalformedSasl(e.to_string()))?;
                 Some(PlaintextOutcome::AuthRequested {
                     method: AuthRequest::Sasl,
                     mechanisms,
@@ -159,11 +155,11 @@ fn auth_method(message: &Message) -> AuthRequest {
 
 fn error_outcome(
     mut fields: postgres_protocol::message::backend::ErrorFields<'_>,
-) -> Result<PlaintextOutcome, String> {
+) -> Result<PlaintextOutcome, BadReply> {
     let (mut sqlstate, mut severity, mut message) = (String::new(), String::new(), String::new());
     while let Some(field) = fields
         .next()
-        .map_err(|e| format!("malformed error response: {e}"))?
+        .map_err(|e| BadReply::MalformedError(e.to_string()))?
     {
         let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
         match field.type_() {
@@ -182,35 +178,18 @@ fn error_outcome(
     })
 }
 
-/// The first bytes of a reply, printable, for "this is not PostgreSQL" reasons.
-pub(super) fn hex_prefix(buf: &[u8]) -> String {
-    let shown = &buf[..buf.len().min(16)];
-    let text: String = shown
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    let hex: Vec<String> = shown.iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{text}\" ({})", hex.join(" "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn outcome(bytes: &[u8]) -> Result<Option<PlaintextOutcome>, String> {
+    fn outcome(bytes: &[u8]) -> Result<Option<PlaintextOutcome>, BadReply> {
         classify(&mut BytesMut::from(bytes))
     }
 
     #[test]
     fn http_reply_is_not_postgres_without_waiting_for_more() {
         let err = outcome(b"HTTP/1.1 400 Bad Request\r\n").unwrap_err();
-        assert!(err.contains("HTTP/1.1"), "{err}");
+        assert!(err.to_string().contains("HTTP/1.1"), "{err}");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! With `sslnegotiation=direct` there is no SSLRequest: TLS starts at once.
 //! Either way the handshake is ours (handshake.rs, for the ALPN check) and
 //! tokio-postgres logs in over the established session.
+//!
+//! Connect through login is one attempt, bounded by the attempt deadline
+//! (libpq's connect_timeout); each step that runs out names its stage. The
+//! query and the audit after it are bounded by the run's deadline.
 
-use std::cell::Cell;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::future::Future;
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -22,10 +24,13 @@ use tokio_postgres::config::{
 use tokio_postgres::SimpleQueryMessage;
 
 use super::handshake::{self, AlreadyEstablished, Established};
-use super::{budget_with, connect_any, elapsed_ms, plaintext::hex_prefix, Plan};
-use crate::facts::{DirectTlsFacts, PgStatSsl, SessionFacts, SessionFailure, Stage};
+use super::{connect_any, ProbeCtx};
 use crate::conn::{ChannelBinding, SslNegotiation};
-use crate::tls::{self, HandshakeProgress, Recorder};
+use crate::facts::{
+    DirectTlsFacts, HandshakeProgress, InternalError, PgStatSsl, SessionFacts, SessionFailure,
+    SslRequestFailure, Stage,
+};
+use crate::tls::{self, Recorder};
 
 /// One round trip, whatever the server version: `s.*` carries exactly the
 /// columns this version's pg_stat_ssl has (clientdn before 12, compression
@@ -35,101 +40,119 @@ const STAT_SSL_QUERY: &str =
     "SELECT current_setting('server_version_num') AS server_version_num, s.* \
      FROM pg_stat_ssl s WHERE pid = pg_backend_pid()";
 
-pub async fn probe(plan: &Plan, addrs: &[SocketAddr], budget: Duration) -> SessionFacts {
-    let start = Instant::now();
-    let target = &plan.target;
+type Login = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
+
+pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
+    let endpoint = ctx.endpoint;
+    let target = &endpoint.target;
     let mut facts = SessionFacts::default();
     let (config, recorder) = match tls::client_config(
-        &plan.trust,
-        plan.identity.as_ref(),
+        &endpoint.trust,
+        endpoint.identity.as_ref(),
         target.sslmode,
         &target.host,
     ) {
         Ok(built) => built,
         Err(e) => {
-            facts.failure = Some(SessionFailure::Internal {
-                detail: format!("cannot configure TLS: {e}"),
-            });
+            facts.failure = Some(SessionFailure::Internal(InternalError::TlsConfig(e)));
             return facts;
         }
     };
-    let stage = Cell::new(Stage::TcpConnect);
-    let mut direct_tls = None;
-    let login_limit = budget_with(target.connect_timeout, budget);
     let result = async {
-        let (client, connection) = tokio::time::timeout(
-            login_limit,
-            login(plan, addrs, config, &recorder, &stage, &mut direct_tls),
-        )
-        .await
-        .map_err(|_| timed_out(&stage, &recorder, start))??;
-        facts.connect_seconds = Some(start.elapsed().as_secs_f64());
-        stage.set(Stage::Query);
-        let rest = budget.saturating_sub(start.elapsed());
-        let rows = tokio::time::timeout(rest, client.simple_query(STAT_SSL_QUERY))
+        let (client, connection) = login(ctx, config, &recorder, &mut facts.direct_tls).await?;
+        facts.connect_seconds = Some(ctx.started.elapsed().as_secs_f64());
+        let rows = ctx
+            .within_run(client.simple_query(STAT_SSL_QUERY))
             .await
-            .map_err(|_| timed_out(&stage, &recorder, start))?
+            .ok_or_else(|| timed_out(ctx, Stage::Query))?
             .map_err(|e| SessionFailure::Query {
                 sqlstate: e.code().map(|c| c.code().to_string()),
                 detail: handshake::error_chain(&e),
             })?;
         let read = read_stat_ssl(&rows, &mut facts);
         // Only a verified, logged-in session reaches this point.
-        if plan.audit && read.is_ok() {
-            let rest = budget.saturating_sub(start.elapsed());
+        if audit && read.is_ok() {
             facts.audit =
-                Some(Box::pin(super::audit::probe(&client, facts.server_version_num, rest)).await);
+                Some(Box::pin(super::audit::probe(ctx, &client, facts.server_version_num)).await);
         }
         // Dropping the client makes the connection send Terminate and
         // close_notify; waiting for that keeps the server's log free of
         // "unexpected EOF" lines and costs no round trip.
         drop(client);
-        let _ = tokio::time::timeout(budget.saturating_sub(start.elapsed()), connection).await;
+        let _ = ctx.within_run(connection).await;
         read
     }
     .await;
     facts.failure = result.err();
     facts.chain = recorder.facts();
-    facts.direct_tls = direct_tls;
     facts
+}
+
+fn timed_out(ctx: &ProbeCtx<'_>, stage: Stage) -> SessionFailure {
+    SessionFailure::Timeout {
+        stage,
+        after_ms: ctx.elapsed_ms(),
+    }
+}
+
+/// One login step, ended by the attempt deadline at the named stage.
+async fn step<T>(
+    ctx: &ProbeCtx<'_>,
+    stage: Stage,
+    work: impl Future<Output = T>,
+) -> Result<T, SessionFailure> {
+    ctx.within_attempt(work)
+        .await
+        .ok_or_else(|| timed_out(ctx, stage))
 }
 
 /// TCP connect, SSLRequest (unless direct), TLS handshake and authentication.
 async fn login(
-    plan: &Plan,
-    addrs: &[SocketAddr],
+    ctx: &ProbeCtx<'_>,
     config: rustls::ClientConfig,
     recorder: &Recorder,
-    stage: &Cell<Stage>,
     direct_tls: &mut Option<DirectTlsFacts>,
-) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), SessionFailure> {
-    let target = &plan.target;
-    let mut stream = connect_any(addrs)
-        .await
-        .map_err(|detail| SessionFailure::Connect { detail })?;
+) -> Result<Login, SessionFailure> {
+    let target = ctx.target();
+    let mut stream = step(ctx, Stage::TcpConnect, connect_any(&ctx.addrs))
+        .await?
+        .map_err(SessionFailure::Connect)?;
 
     if target.sslnegotiation == SslNegotiation::Postgres {
-        stage.set(Stage::SslRequest);
-        ssl_request(&mut stream).await?;
+        step(ctx, Stage::SslRequest, ssl_request(&mut stream))
+            .await?
+            .map_err(SessionFailure::SslRequest)?;
     }
 
-    stage.set(Stage::TlsHandshake);
-    let negotiated = handshake::connect(
+    let handshake = handshake::connect(
         config,
         &target.host,
         stream,
         target.sslnegotiation,
         recorder,
-    )
-    .await;
+    );
+    let negotiated = match ctx.within_attempt(handshake).await {
+        Some(negotiated) => negotiated,
+        // A server that proved its key and then stalls is past TLS: it is
+        // holding up the login (a TLS 1.3 client certificate check, say).
+        None if recorder.progress() == HandshakeProgress::Verified => {
+            return Err(timed_out(ctx, Stage::Authentication))
+        }
+        None => return Err(timed_out(ctx, Stage::TlsHandshake)),
+    };
     if target.sslnegotiation == SslNegotiation::Direct {
-        *direct_tls = Some(super::direct::judge(negotiated.as_ref().err(), recorder));
+        *direct_tls = Some(match &negotiated {
+            Ok(_) => DirectTlsFacts::Negotiated,
+            Err(failure) => DirectTlsFacts::Failed {
+                failure: failure.clone(),
+                progress: recorder.progress(),
+                certificate_rejected: matches!(recorder.facts().libpq, Some(Err(_))),
+            },
+        });
     }
-    let session = negotiated.map_err(|e| match recorder.facts().libpq {
-        Some(Err(problem)) => SessionFailure::Certificate { problem },
-        _ => SessionFailure::Tls {
-            detail: e.describe(target.sslnegotiation),
-        },
+    let session = negotiated.map_err(|failure| match recorder.facts().libpq {
+        Some(Err(problem)) => SessionFailure::Certificate(problem),
+        _ => SessionFailure::Handshake(failure),
     })?;
     let mut pg = tokio_postgres::Config::new();
     pg.host(&target.host)
@@ -148,10 +171,13 @@ async fn login(
     if let Some(password) = &target.password {
         pg.password(password.0.as_bytes());
     }
-    let (client, connection) = pg
-        .connect_raw(Established(session), AlreadyEstablished)
-        .await
-        .map_err(|e| connect_failure(&e))?;
+    let (client, connection) = step(
+        ctx,
+        Stage::Authentication,
+        pg.connect_raw(Established(session), AlreadyEstablished),
+    )
+    .await?
+    .map_err(|e| connect_failure(&e))?;
     let connection = tokio::spawn(async move {
         // The session ends when the client is dropped; its outcome is not a finding.
         let _ = connection.await;
@@ -161,44 +187,31 @@ async fn login(
 
 /// Sends the SSLRequest and reads the answer: 'S' lets TLS start. Also
 /// the scan's way in, so both read the answer the same careful way.
-pub(super) async fn ssl_request(stream: &mut TcpStream) -> Result<(), SessionFailure> {
+pub(super) async fn ssl_request(stream: &mut TcpStream) -> Result<(), SslRequestFailure> {
     let mut buf = BytesMut::new();
     frontend::ssl_request(&mut buf);
     stream
         .write_all(&buf)
         .await
-        .map_err(|e| SessionFailure::Connect {
-            detail: format!("sending SSLRequest: {e}"),
-        })?;
+        .map_err(|e| SslRequestFailure::Send((&e).into()))?;
     // Exactly one byte: anything the server sent after it must not be read
     // as if it came over TLS (CVE-2021-23222).
     let mut answer = [0u8; 1];
     match stream.read(&mut answer).await {
-        Ok(0) => {
-            return Err(SessionFailure::NotPostgres {
-                detail: "connection closed in reply to the SSLRequest".into(),
-            })
-        }
-        Ok(_) => {}
-        Err(e) => {
-            return Err(SessionFailure::Connect {
-                detail: format!("reading SSLRequest reply: {e}"),
-            })
-        }
+        Ok(0) => Err(SslRequestFailure::Closed),
+        Ok(_) => ssl_answer(answer[0]),
+        Err(e) => Err(SslRequestFailure::Read((&e).into())),
     }
-    match answer[0] {
+}
+
+/// The SSLRequest's one-byte answer.
+pub fn ssl_answer(byte: u8) -> Result<(), SslRequestFailure> {
+    match byte {
         b'S' => Ok(()),
-        b'N' => Err(SessionFailure::TlsRefused),
+        b'N' => Err(SslRequestFailure::Refused),
         // An error here is unauthenticated text; it is not shown (CVE-2024-10977).
-        b'E' => Err(SessionFailure::Tls {
-            detail: "server answered the SSLRequest with an error instead of 'S' or 'N'".into(),
-        }),
-        _ => Err(SessionFailure::NotPostgres {
-            detail: format!(
-                "reply to SSLRequest was {}, not 'S' or 'N'",
-                hex_prefix(&answer)
-            ),
-        }),
+        b'E' => Err(SslRequestFailure::Error),
+        other => Err(SslRequestFailure::Unexpected(other)),
     }
 }
 
@@ -215,17 +228,6 @@ fn connect_failure(e: &tokio_postgres::Error) -> SessionFailure {
             sqlstate: None,
             detail: handshake::error_chain(e),
         },
-    }
-}
-
-fn timed_out(stage: &Cell<Stage>, recorder: &Recorder, start: Instant) -> SessionFailure {
-    let mut stage = stage.get();
-    if stage == Stage::TlsHandshake && recorder.progress() == HandshakeProgress::Verified {
-        stage = Stage::Authentication;
-    }
-    SessionFailure::Timeout {
-        stage,
-        after_ms: elapsed_ms(start),
     }
 }
 
@@ -255,7 +257,7 @@ fn read_stat_ssl(
 }
 
 /// Reads the row by column name, whatever this version's column set.
-fn parse_stat_ssl<'a>(
+pub fn parse_stat_ssl<'a>(
     columns: impl Iterator<Item = (&'a str, Option<&'a str>)>,
 ) -> (Option<i32>, PgStatSsl) {
     let mut version = None;
@@ -326,5 +328,13 @@ mod tests {
         assert_eq!(got.version, None);
         assert_eq!(got.client_dn, None);
         assert_eq!(got.bits, None);
+    }
+
+    #[test]
+    fn the_ssl_answer_is_one_byte() {
+        assert_eq!(ssl_answer(b'S'), Ok(()));
+        assert_eq!(ssl_answer(b'N'), Err(SslRequestFailure::Refused));
+        assert_eq!(ssl_answer(b'E'), Err(SslRequestFailure::Error));
+        assert_eq!(ssl_answer(b'H'), Err(SslRequestFailure::Unexpected(b'H')));
     }
 }

@@ -93,7 +93,7 @@ pub fn text_section(out: &mut String, audit: &AuditReport) {
         let reload = match &hba.reload {
             ReloadCheck::Checked { pending: true, .. } => "changed since the last reload".into(),
             ReloadCheck::Checked { .. } => "loaded as on disk".into(),
-            ReloadCheck::NotChecked { reason } => reason.clone(),
+            ReloadCheck::NotChecked(why) => why.to_string(),
             ReloadCheck::NotRun => "not checked".into(),
         };
         let _ = writeln!(out, "    reload: {}", one_line(&reload));

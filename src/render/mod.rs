@@ -57,7 +57,7 @@ fn ok_summary(report: &Report) -> Option<String> {
     let version = facts.session.pg_stat_ssl.as_ref()?.version.clone()?;
     let mut parts = vec![format!("{}:{} {version}", target.host, target.port)];
     if let Some(e) = &report.expiry {
-        parts.push(format!("{} expires in {} days", e.role, e.days_left));
+        parts.push(format!("{} expires in {} days", e.role.name(), e.days_left));
     }
     parts.push(match facts.plaintext {
         Some(_) => "plaintext rejected".to_string(),
@@ -71,8 +71,8 @@ fn ok_summary(report: &Report) -> Option<String> {
 mod tests {
     use super::*;
     use crate::facts::{PlaintextOutcome, SessionFailure, Stage};
-    use crate::policy::evaluate;
-    use crate::policy::tests::{healthy, target, thresholds};
+    use crate::fixtures::{healthy, target, thresholds};
+    use crate::policy::{evaluate, Check};
 
     #[test]
     fn nagios_golden_ok() {
@@ -225,7 +225,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
     #[test]
     fn audit_ok_line_counts_allowed_plaintext() {
         use crate::facts::audit::{AuditAccess, AuditFacts, TcpSession};
-        use crate::policy::audit::Cidr;
+        use crate::plan::Cidr;
         let mut facts = healthy();
         facts.session.audit = Some(AuditFacts {
             access: Some(AuditAccess {
@@ -253,7 +253,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         // Only the sessions are judged here: the rest of the audit is OK.
         report
             .findings
-            .retain(|f| f.name != "audit_hba" && f.name != "audit_settings");
+            .retain(|f| f.check != Check::AuditHba && f.check != Check::AuditSettings);
         report.status = Status::Ok;
         let first = render(&report, Format::Nagios);
         let first = first.lines().next().unwrap();

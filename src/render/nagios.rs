@@ -22,7 +22,7 @@ pub fn render(report: &Report) -> String {
             out,
             "{} {}: {}",
             f.status.label(),
-            f.name,
+            f.check.name(),
             super::one_line(&f.summary).replace('|', "/")
         );
     }
@@ -51,9 +51,9 @@ pub fn perfdata(report: &Report) -> Vec<String> {
             perf.push(format!("plaintext_time={:.6}s", p.seconds));
         }
         perf.push(format!("total_time={:.6}s", facts.total_seconds));
-        if let Some(scan) = &facts.scan {
-            perf.push(format!("scan_time={:.6}s", scan.seconds));
-        }
+    }
+    if let Some(scan) = &report.scan {
+        perf.push(format!("scan_time={:.6}s", scan.seconds));
     }
     if let Some(s) = report.audit.as_ref().and_then(|a| a.sessions.as_ref()) {
         perf.push(format!("sessions_tls={}", s.tls));

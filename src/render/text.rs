@@ -3,8 +3,9 @@
 use std::fmt::Write;
 
 use super::one_line;
-use crate::facts::{CertFacts, ScanFacts};
-use crate::policy::{date, days_left, presented_role, Report};
+use crate::facts::{date, CertFacts};
+use crate::policy::scan::ScanReport;
+use crate::policy::{days_left, presented_role, Report};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -31,7 +32,7 @@ pub fn render(report: &Report) -> String {
             out,
             "  {:<8} {:<18} {}",
             f.status.label(),
-            f.name,
+            f.check.name(),
             one_line(&f.summary)
         );
     }
@@ -59,7 +60,7 @@ pub fn render(report: &Report) -> String {
     }
     let chain = &facts.session.chain;
     for (i, cert) in chain.presented.iter().enumerate() {
-        let role = format!("{} (sent by the server)", presented_role(i, cert));
+        let role = format!("{} (sent by the server)", presented_role(i, cert).name());
         cert_block(&mut out, &role, cert, facts.now);
     }
     // Servers often send the root they chain to; show it once.
@@ -74,10 +75,10 @@ pub fn render(report: &Report) -> String {
     if !chain.strict_only_issues.is_empty() {
         let _ = writeln!(out, "\nstrict clients would refuse this certificate:");
         for issue in &chain.strict_only_issues {
-            let _ = writeln!(out, "  - {}", one_line(issue));
+            let _ = writeln!(out, "  - {}", one_line(&issue.to_string()));
         }
     }
-    if let Some(scan) = &facts.scan {
+    if let Some(scan) = &report.scan {
         scan_table(&mut out, scan);
     }
     if let Some(audit) = &report.audit {
@@ -91,7 +92,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "  plaintext {:.1} ms", p.seconds * 1000.0);
     }
     let _ = writeln!(out, "  total     {:.1} ms", facts.total_seconds * 1000.0);
-    if let Some(scan) = &facts.scan {
+    if let Some(scan) = &report.scan {
         let _ = writeln!(out, "  scan      {:.1} ms", scan.seconds * 1000.0);
     }
     out
@@ -106,7 +107,7 @@ fn verdict(accepted: Option<bool>) -> &'static str {
     }
 }
 
-fn scan_table(out: &mut String, scan: &ScanFacts) {
+fn scan_table(out: &mut String, scan: &ScanReport) {
     let _ = writeln!(out, "\nprotocol scan:");
     for p in &scan.protocols {
         let _ = writeln!(

@@ -16,7 +16,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
 use crate::certs;
-use crate::facts::CertProblem;
+use crate::facts::{CertProblem, ConstraintBreach, IssuerNotFound, Purpose, TrustSource};
 
 /// OpenSSL's default verify depth is far larger; real chains are short.
 const MAX_DEPTH: usize = 16;
@@ -30,22 +30,6 @@ pub(crate) struct Anchor {
     pub spki: Vec<u8>,
     /// The full certificate when it came from a PEM file.
     pub cert: Option<CertificateDer<'static>>,
-}
-
-/// Where anchors came from, for wording "not found in ..." details.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AnchorSource {
-    File,
-    System,
-}
-
-impl AnchorSource {
-    fn phrase(self) -> &'static str {
-        match self {
-            AnchorSource::File => "sslrootcert",
-            AnchorSource::System => "the system roots (sslrootcert=system)",
-        }
-    }
 }
 
 /// A certificate or anchor on the candidate path.
@@ -68,7 +52,7 @@ pub(crate) fn verify(
     leaf: &[u8],
     intermediates: &[&[u8]],
     anchors: &[Anchor],
-    source: AnchorSource,
+    source: TrustSource,
     now: i64,
 ) -> Result<usize, CertProblem> {
     let mut presented = Vec::with_capacity(intermediates.len() + 1);
@@ -115,9 +99,7 @@ pub(crate) fn verify(
     check_validity(&nodes, now)?;
     match path.last() {
         Some(Link::Anchor(i)) => Ok(*i),
-        _ => Err(CertProblem::UnknownIssuer {
-            detail: "no trusted certificate ends the chain".to_string(),
-        }),
+        _ => Err(CertProblem::UnknownIssuer(IssuerNotFound::NoTrustedEnd)),
     }
 }
 
@@ -132,7 +114,7 @@ fn build_path(
     presented: &[Node<'_>],
     trusted: &[Option<Node<'_>>],
     anchors: &[Anchor],
-    source: AnchorSource,
+    source: TrustSource,
 ) -> Result<Vec<Link>, CertProblem> {
     let mut path = vec![Link::Presented(0)];
     while let Some(&current) = path.last() {
@@ -163,9 +145,9 @@ fn build_path(
             }
         }
         if path.len() > MAX_DEPTH {
-            return Err(CertProblem::UnknownIssuer {
-                detail: format!("certificate chain longer than {MAX_DEPTH}"),
-            });
+            return Err(CertProblem::UnknownIssuer(IssuerNotFound::TooLong(
+                MAX_DEPTH,
+            )));
         }
 
         let mut name_matched = false;
@@ -199,9 +181,7 @@ fn build_path(
             None => return Err(unknown_issuer(cert, current, is_self_issued, source)),
         }
     }
-    Err(CertProblem::UnknownIssuer {
-        detail: "internal error while building the chain".to_string(),
-    })
+    Err(CertProblem::UnknownIssuer(IssuerNotFound::NoTrustedEnd))
 }
 
 /// Words modelled on OpenSSL's verify errors, naming the missing issuer.
@@ -209,29 +189,29 @@ fn unknown_issuer(
     cert: &X509Certificate<'_>,
     at: Link,
     is_self_issued: bool,
-    source: AnchorSource,
+    source: TrustSource,
 ) -> CertProblem {
     let subject = certs::name_to_string(cert.subject());
     let issuer = certs::name_to_string(cert.issuer());
-    let detail = match at {
-        Link::Presented(0) if is_self_issued => {
-            format!(
-                "self-signed certificate \"{subject}\" is not in {}",
-                source.phrase()
-            )
-        }
-        Link::Presented(_) if is_self_issued => format!(
-            "self-signed certificate \"{subject}\" in the chain is not in {}",
-            source.phrase()
-        ),
-        Link::Presented(_) => format!("issuer \"{issuer}\" not found in {}", source.phrase()),
-        Link::Anchor(_) => format!(
-            "issuer \"{issuer}\" of trusted certificate \"{subject}\" not found in {} \
-             (OpenSSL needs the chain to end at a self-signed root)",
-            source.phrase()
-        ),
-    };
-    CertProblem::UnknownIssuer { detail }
+    CertProblem::UnknownIssuer(match at {
+        Link::Presented(0) if is_self_issued => IssuerNotFound::SelfSignedLeaf {
+            subject,
+            trust: source,
+        },
+        Link::Presented(_) if is_self_issued => IssuerNotFound::SelfSignedInChain {
+            subject,
+            trust: source,
+        },
+        Link::Presented(_) => IssuerNotFound::Issuer {
+            issuer,
+            trust: source,
+        },
+        Link::Anchor(_) => IssuerNotFound::OfTrusted {
+            issuer,
+            subject,
+            trust: source,
+        },
+    })
 }
 
 /// OpenSSL's check_ca(): may this certificate issue others?
@@ -314,10 +294,7 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
             if !eku_allows_server(cert) {
                 return Err(CertProblem::BadPurpose {
                     subject: subject(),
-                    detail: format!(
-                        "extendedKeyUsage lacks serverAuth (has {})",
-                        eku_names(cert)
-                    ),
+                    purpose: Purpose::LeafEku(eku_names(cert)),
                 });
             }
             if let Ok(Some(ku)) = cert.key_usage() {
@@ -325,9 +302,7 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
                 if !(ku.digital_signature() || ku.key_encipherment() || ku.key_agreement()) {
                     return Err(CertProblem::BadPurpose {
                         subject: subject(),
-                        detail: "keyUsage allows none of digitalSignature, keyEncipherment, \
-                                 keyAgreement"
-                            .to_string(),
+                        purpose: Purpose::LeafKeyUsage,
                     });
                 }
             }
@@ -356,10 +331,7 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
         if !eku_allows_server(cert) {
             return Err(CertProblem::BadPurpose {
                 subject: subject(),
-                detail: format!(
-                    "CA extendedKeyUsage lacks serverAuth (has {})",
-                    eku_names(cert)
-                ),
+                purpose: Purpose::CaEku(eku_names(cert)),
             });
         }
         if !self_issued(cert) {
@@ -464,10 +436,10 @@ fn check_name_constraints(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
                 })
             }
         };
-        let violation = |name: &GeneralName<'_>, detail: &str| CertProblem::NameConstraint {
+        let violation = |name: &GeneralName<'_>, breach| CertProblem::NameConstraint {
             ca: certs::name_to_string(cert.subject()),
             name: general_name_text(name),
-            detail: detail.to_string(),
+            breach,
         };
         let permitted = constraints.permitted_subtrees.as_deref().unwrap_or(&[]);
         let excluded = constraints.excluded_subtrees.as_deref().unwrap_or(&[]);
@@ -479,7 +451,7 @@ fn check_name_constraints(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
             let subject = GeneralName::DirectoryName(leaf.subject().clone());
             return Err(violation(
                 &subject,
-                "directoryName constraints are not evaluated by pg-tls-probe; treated as a violation",
+                ConstraintBreach::DirectoryNameNotEvaluated,
             ));
         }
         for name in &names {
@@ -492,19 +464,16 @@ fn check_name_constraints(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
             let constrained =
                 !permitted_here.is_empty() || excluded.iter().any(|t| same_kind(&t.base, name));
             if constrained && !kind_evaluated {
-                return Err(violation(
-                    name,
-                    "constraints of this name type are not evaluated by pg-tls-probe; treated as a violation",
-                ));
+                return Err(violation(name, ConstraintBreach::TypeNotEvaluated));
             }
             if !permitted_here.is_empty() && !permitted_here.iter().any(|t| within(name, &t.base)) {
-                return Err(violation(name, "not in any permitted subtree"));
+                return Err(violation(name, ConstraintBreach::NotPermitted));
             }
             if excluded
                 .iter()
                 .any(|t| same_kind(&t.base, name) && within(name, &t.base))
             {
-                return Err(violation(name, "in an excluded subtree"));
+                return Err(violation(name, ConstraintBreach::Excluded));
             }
         }
     }
@@ -557,7 +526,7 @@ fn general_name_text(name: &GeneralName<'_>) -> String {
                 octets.copy_from_slice(bytes);
                 std::net::Ipv6Addr::from(octets).to_string()
             }
-            _ => format!("{bytes:02x?}"),
+            _ => crate::hex::lower(bytes, ":"),
         },
         GeneralName::DirectoryName(dn) => certs::name_to_string(dn),
         other => format!("{other:?}"),
@@ -584,4 +553,358 @@ fn check_validity(nodes: &[&Node<'_>], now: i64) -> Result<(), CertProblem> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{IssuerNotFound, TrustSource};
+    use crate::fixtures::pki::*;
+    use crate::tls::trust_from_certificates;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+
+    #[test]
+    fn expired_leaf() {
+        let ca = root("Test CA");
+        let mut p = leaf_params(&["db.example.com"], Some("db.example.com"));
+        p.not_after = rcgen::date_time_ymd(2024, 6, 1);
+        let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::Expired { subject, .. } if subject == "CN=db.example.com"
+        ));
+    }
+
+    #[test]
+    fn not_yet_valid_leaf() {
+        let ca = root("Test CA");
+        let mut p = leaf_params(&["db.example.com"], Some("db.example.com"));
+        p.not_before = rcgen::date_time_ymd(2025, 6, 1);
+        let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::NotYetValid { subject, .. } if subject == "CN=db.example.com"
+        ));
+    }
+
+    #[test]
+    fn expired_ca() {
+        let ca = CertifiedIssuer::self_signed(
+            ca_params("Old CA", (2015, 1), (2024, 1)),
+            KeyPair::generate().unwrap(),
+        )
+        .unwrap();
+        let facts = judge(
+            &[leaf(&["db.example.com"], None, &ca)],
+            &trust(&[&ca]),
+            "db.example.com",
+        );
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::Expired { subject, .. } if subject == "CN=Old CA"
+        ));
+    }
+
+    #[test]
+    fn unknown_ca() {
+        let ca = root("Test CA");
+        let other = root("Other CA");
+        let facts = judge(
+            &[leaf(&["db.example.com"], None, &ca)],
+            &trust(&[&other]),
+            "db.example.com",
+        );
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::UnknownIssuer(IssuerNotFound::Issuer {
+                issuer: "CN=Test CA".to_string(),
+                trust: TrustSource::File,
+            })
+        );
+        assert_eq!(facts.presented.len(), 1);
+    }
+
+    #[test]
+    fn same_name_other_key_is_a_bad_signature() {
+        let ca = root("Test CA");
+        let impostor = root("Test CA");
+        let facts = judge(
+            &[leaf(&["db.example.com"], None, &ca)],
+            &trust(&[&impostor]),
+            "db.example.com",
+        );
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadSignature { .. }
+        ));
+    }
+
+    #[test]
+    fn intermediate_sent_root_trusted() {
+        let ca = root("Root CA");
+        let int = intermediate("Intermediate", |_| {}, &ca);
+        let ee = leaf(&["db.example.com"], None, &int);
+        let store = trust(&[&ca]);
+
+        let facts = judge(&[ee.clone(), int.der().clone()], &store, "db.example.com");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(facts.strict, Some(Ok(())));
+        assert_eq!(facts.presented.len(), 2);
+        assert_eq!(
+            facts.anchor.map(|a| a.subject).as_deref(),
+            Some("CN=Root CA")
+        );
+
+        // Server order does not matter, and an extra copy of the root is harmless.
+        let facts = judge(
+            &[ee.clone(), ca.der().clone(), int.der().clone()],
+            &store,
+            "db.example.com",
+        );
+        assert_eq!(facts.libpq, Some(Ok(())));
+
+        // Without the intermediate there is no path.
+        let facts = judge(&[ee], &store, "db.example.com");
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::UnknownIssuer(IssuerNotFound::Issuer {
+                issuer: "CN=Intermediate".to_string(),
+                trust: TrustSource::File,
+            })
+        );
+    }
+
+    #[test]
+    fn only_intermediate_trusted_is_not_enough_for_openssl() {
+        let ca = root("Root CA");
+        let int = intermediate("Intermediate", |_| {}, &ca);
+        let ee = leaf(&["db.example.com"], None, &int);
+        let facts = judge(&[ee, int.der().clone()], &trust(&[&int]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::UnknownIssuer(why) if why.to_string().contains("self-signed root")
+        ));
+    }
+
+    #[test]
+    fn intermediate_without_ca_flag_rejected() {
+        let ca = root("Root CA");
+        for tweak in [
+            (|p: &mut CertificateParams| p.is_ca = IsCa::ExplicitNoCa)
+                as fn(&mut CertificateParams),
+            |p: &mut CertificateParams| {
+                p.is_ca = IsCa::NoCa;
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            },
+        ] {
+            let int = intermediate("Intermediate", tweak, &ca);
+            let ee = leaf(&["db.example.com"], None, &int);
+            let facts = judge(&[ee, int.der().clone()], &trust(&[&ca]), "db.example.com");
+            assert_eq!(
+                libpq_problem(&facts),
+                CertProblem::NotCa {
+                    subject: "CN=Intermediate".to_string()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn path_length_constraint_honoured() {
+        let mut p = ca_params("Root CA", (2020, 1), (2035, 1));
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let int = intermediate("Intermediate", |_| {}, &ca);
+        let int2 = intermediate("Intermediate 2", |_| {}, &int);
+        let ee = leaf(&["db.example.com"], None, &int2);
+        let facts = judge(
+            &[ee, int2.der().clone(), int.der().clone()],
+            &trust(&[&ca]),
+            "db.example.com",
+        );
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::NotCa {
+                subject: "CN=Root CA".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn client_auth_only_leaf_rejected() {
+        let ca = root("Test CA");
+        let mut p = leaf_params(&["db.example.com"], None);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadPurpose { purpose, .. } if purpose.to_string().contains("clientAuth")
+        ));
+    }
+
+    #[test]
+    fn trusted_self_signed_leaf_anchors_itself() {
+        let mut p = leaf_params(&["db.example.com"], Some("db.example.com"));
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap().der().clone();
+        let store = trust_from_certificates(vec![cert.clone()]).unwrap();
+        let facts = judge(std::slice::from_ref(&cert), &store, "db.example.com");
+        assert_eq!(facts.libpq, Some(Ok(())));
+
+        let other = root("Test CA");
+        let facts = judge(&[cert], &trust(&[&other]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::UnknownIssuer(why) if why.to_string().starts_with("self-signed certificate")
+        ));
+    }
+
+    /// OpenSSL makes strict CA checks implicit below the top of the chain: an
+    /// intermediate with keyCertSign but no basicConstraints is not a CA.
+    #[test]
+    fn intermediate_needs_explicit_basic_constraints() {
+        let ca = root("Root CA");
+        let int = intermediate(
+            "Intermediate",
+            |p| {
+                p.is_ca = IsCa::NoCa;
+                p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            },
+            &ca,
+        );
+        let ee = leaf(&["db.example.com"], None, &int);
+        let facts = judge(&[ee, int.der().clone()], &trust(&[&ca]), "db.example.com");
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::NotCa {
+                subject: "CN=Intermediate".to_string()
+            }
+        );
+    }
+
+    /// libpq loads sslrootcert without trust settings: the root's own
+    /// extendedKeyUsage must allow TLS servers too.
+    #[test]
+    fn root_with_client_only_purpose_is_rejected() {
+        let mut p = ca_params("Client-only Root", (2020, 1), (2035, 1));
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let facts = judge(
+            &[leaf(&["db.example.com"], None, &ca)],
+            &trust(&[&ca]),
+            "db.example.com",
+        );
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadPurpose { subject, .. } if subject == "CN=Client-only Root"
+        ));
+    }
+
+    #[test]
+    fn unhandled_critical_extension_is_rejected_non_critical_ignored() {
+        let ca = root("Test CA");
+        for critical in [true, false] {
+            let mut p = leaf_params(&["db.example.com"], None);
+            let mut ext = rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 99999, 1],
+                vec![0x05, 0x00],
+            );
+            ext.set_criticality(critical);
+            p.custom_extensions.push(ext);
+            let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+            if critical {
+                assert_eq!(
+                    libpq_problem(&facts),
+                    CertProblem::UnhandledCriticalExtension {
+                        subject: "CN=rcgen self signed cert".to_string(),
+                        oid: "1.3.6.1.4.1.99999.1".to_string()
+                    }
+                );
+            } else {
+                assert_eq!(facts.libpq, Some(Ok(())));
+            }
+        }
+    }
+
+    /// A CA limited to one domain (and one network) cannot vouch for others,
+    /// whether the name is in a SAN or only in the CN.
+    #[test]
+    fn name_constraints_bind_the_leaf() {
+        use rcgen::{CidrSubnet, GeneralSubtree, NameConstraints};
+        let ca = root("Root CA");
+        let int = intermediate(
+            "Constrained",
+            |p| {
+                p.name_constraints = Some(NameConstraints {
+                    permitted_subtrees: vec![
+                        GeneralSubtree::DnsName("allowed.example".into()),
+                        GeneralSubtree::IpAddress(CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0])),
+                    ],
+                    excluded_subtrees: vec![GeneralSubtree::DnsName(".bad.allowed.example".into())],
+                })
+            },
+            &ca,
+        );
+        let store = trust(&[&ca]);
+        let judge_leaf = |sans: &[&str], cn: Option<&str>, host: &str| {
+            judge(&[leaf(sans, cn, &int), int.der().clone()], &store, host)
+        };
+        assert_eq!(
+            judge_leaf(
+                &["db.allowed.example", "10.1.2.3"],
+                None,
+                "db.allowed.example"
+            )
+            .libpq,
+            Some(Ok(()))
+        );
+        for (sans, cn, host, name) in [
+            (
+                &["db.evil.example"][..],
+                None,
+                "db.evil.example",
+                "db.evil.example",
+            ),
+            (
+                &["x.bad.allowed.example"][..],
+                None,
+                "x.bad.allowed.example",
+                "x.bad.allowed.example",
+            ),
+            (
+                &["db.allowed.example", "127.0.0.1"][..],
+                None,
+                "db.allowed.example",
+                "127.0.0.1",
+            ),
+            (
+                &[][..],
+                Some("db.evil.example"),
+                "db.evil.example",
+                "db.evil.example",
+            ),
+        ] {
+            match libpq_problem(&judge_leaf(sans, cn, host)) {
+                CertProblem::NameConstraint { ca, name: got, .. } => {
+                    assert_eq!(ca, "CN=Constrained");
+                    assert_eq!(got, name);
+                }
+                other => panic!("{sans:?} {cn:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn dns_constraint_matching_follows_openssl() {
+        assert!(dns_within("example.com", "example.com"));
+        assert!(dns_within("a.Example.COM", "example.com"));
+        assert!(!dns_within("badexample.com", "example.com"));
+        assert!(dns_within("a.example.com", ".example.com"));
+        assert!(!dns_within("example.com", ".example.com"));
+        assert!(dns_within("anything", ""));
+    }
 }

@@ -197,6 +197,8 @@ fn parse_c_number(part: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::SslMode;
+    use crate::fixtures::pki::*;
 
     #[test]
     fn wildcard_covers_one_label() {
@@ -236,5 +238,124 @@ mod tests {
         assert_eq!(parse_inet_aton("db.internal"), None);
         assert_eq!(parse_inet_aton("1.2.3.4.5"), None);
         assert_eq!(parse_inet_aton(""), None);
+    }
+
+    #[test]
+    fn wrong_host_rejected() {
+        let ca = root("Test CA");
+        let chain = [leaf(&["db.example.com"], Some("db.example.com"), &ca)];
+        let facts = judge(&chain, &trust(&[&ca]), "other.example.com");
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::NameMismatch {
+                host: "other.example.com".to_string(),
+                presented: vec!["db.example.com".to_string()],
+            }
+        );
+        assert!(matches!(facts.strict, Some(Err(_))));
+        assert!(facts.anchor.is_none());
+    }
+
+    #[test]
+    fn verify_ca_skips_the_name() {
+        let ca = root("Test CA");
+        let chain = [leaf(&["db.example.com"], None, &ca)];
+        let facts = judge_at(
+            &chain,
+            &trust(&[&ca]),
+            SslMode::VerifyCa,
+            "other.example.com",
+            AT,
+        );
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(facts.strict, Some(Ok(())));
+        assert_eq!(facts.checked_name, None);
+    }
+
+    #[test]
+    fn wildcard_matches_exactly_one_label() {
+        let ca = root("Test CA");
+        let store = trust(&[&ca]);
+        let chain = [leaf(&["*.example.com"], None, &ca)];
+        assert_eq!(judge(&chain, &store, "a.example.com").libpq, Some(Ok(())));
+        assert_eq!(judge(&chain, &store, "A.Example.COM").libpq, Some(Ok(())));
+        for host in ["a.b.example.com", "example.com"] {
+            assert!(
+                matches!(
+                    libpq_problem(&judge(&chain, &store, host)),
+                    CertProblem::NameMismatch { .. }
+                ),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn ip_san_matches_ip_host() {
+        let ca = root("Test CA");
+        let store = trust(&[&ca]);
+        let chain = [leaf(&["db.example.com", "10.1.2.3", "::1"], None, &ca)];
+        assert_eq!(judge(&chain, &store, "10.1.2.3").libpq, Some(Ok(())));
+        assert_eq!(judge(&chain, &store, "::1").libpq, Some(Ok(())));
+        assert_eq!(
+            libpq_problem(&judge(&chain, &store, "10.1.2.4")),
+            CertProblem::NameMismatch {
+                host: "10.1.2.4".to_string(),
+                presented: vec![
+                    "db.example.com".to_string(),
+                    "10.1.2.3".to_string(),
+                    "::1".to_string()
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn cn_counts_only_without_san_of_the_hosts_kind() {
+        let ca = root("Test CA");
+        let store = trust(&[&ca]);
+
+        // A dNSName SAN shuts the CN out for a DNS host.
+        let with_dns = [leaf(&["other.internal"], Some("db.internal"), &ca)];
+        assert_eq!(
+            libpq_problem(&judge(&with_dns, &store, "db.internal")),
+            CertProblem::NameMismatch {
+                host: "db.internal".to_string(),
+                presented: vec!["other.internal".to_string()],
+            }
+        );
+
+        // Only an iPAddress SAN: libpq still reads the CN for a DNS host.
+        let with_ip = [leaf(&["10.0.0.1"], Some("db.internal"), &ca)];
+        let facts = judge(&with_ip, &store, "db.internal");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert!(matches!(facts.strict, Some(Err(_))));
+        assert_eq!(
+            facts
+                .strict_only_issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec![
+                "host name only in the CN, not in subjectAltName (strict verifiers ignore the CN)"
+                    .to_string()
+            ]
+        );
+
+        // No SAN at all: the CN decides.
+        let no_san = [leaf(&[], Some("db.internal"), &ca)];
+        let facts = judge(&no_san, &store, "db.internal");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(
+            facts
+                .strict_only_issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec![
+                "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
+                    .to_string()
+            ]
+        );
     }
 }

@@ -10,10 +10,9 @@ mod chain;
 mod hostname;
 mod verify;
 
-pub(crate) use verify::{tls12_signature, tls13_signature};
-
 #[cfg(test)]
-mod tests;
+pub(crate) use verify::judge_chain;
+pub(crate) use verify::{tls12_signature, tls13_signature};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +23,10 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::facts::CertChainFacts;
 use crate::conn::{RootCerts, SslMode, UsageError};
+use crate::facts::{CertChainFacts, HandshakeProgress, TrustSource};
 
-use chain::{Anchor, AnchorSource};
+use chain::Anchor;
 
 /// Trusted CA certificates, loaded once before any connection.
 #[derive(Debug, Clone)]
@@ -36,23 +35,13 @@ pub struct TrustStore {
     anchors: Arc<Vec<Anchor>>,
     /// The same roots as webpki sees them, for the strict view.
     roots: Arc<rustls::RootCertStore>,
-    source: AnchorSource,
+    source: TrustSource,
 }
 
 /// Client certificate chain and private key (sslcert/sslkey).
 #[derive(Debug)]
 pub struct ClientIdentity {
     key: Arc<CertifiedKey>,
-}
-
-/// How far the handshake got, for naming the stage that failed or hung.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum HandshakeProgress {
-    #[default]
-    NotStarted,
-    CertificateSeen,
-    /// The server proved possession of the key (CertificateVerify / ServerKeyExchange checked).
-    Verified,
 }
 
 /// Shared between the verifier and the probe that owns the connection.
@@ -132,7 +121,7 @@ fn system_trust() -> TrustStore {
     TrustStore {
         anchors: Arc::new(anchors),
         roots: Arc::new(roots),
-        source: AnchorSource::System,
+        source: TrustSource::System,
     }
 }
 
@@ -153,7 +142,9 @@ fn der_sequence(contents: &[u8]) -> Vec<u8> {
 }
 
 /// Builds the store from certificates (already read from the PEM file).
-fn trust_from_certificates(certs: Vec<CertificateDer<'static>>) -> Result<TrustStore, String> {
+pub(crate) fn trust_from_certificates(
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<TrustStore, String> {
     let mut anchors = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
         let parsed = crate::certs::parse(der)
@@ -170,7 +161,7 @@ fn trust_from_certificates(certs: Vec<CertificateDer<'static>>) -> Result<TrustS
     Ok(TrustStore {
         anchors: Arc::new(anchors),
         roots: Arc::new(roots),
-        source: AnchorSource::File,
+        source: TrustSource::File,
     })
 }
 
@@ -285,13 +276,13 @@ pub fn client_config(
 ) -> Result<(rustls::ClientConfig, Arc<Recorder>), rustls::Error> {
     let provider = provider();
     let recorder = Arc::new(Recorder::default());
-    let verifier = Arc::new(verify::LibpqVerifier::new(
-        trust.clone(),
+    let verifier = Arc::new(verify::LibpqVerifier {
+        trust: trust.clone(),
         mode,
-        host.to_string(),
-        provider.clone(),
-        recorder.clone(),
-    ));
+        host: host.to_string(),
+        provider: provider.clone(),
+        recorder: recorder.clone(),
+    });
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         // Fails only if the provider lacked TLS 1.2/1.3 suites; reported as
         // an internal error rather than assumed away.
@@ -307,4 +298,150 @@ pub fn client_config(
     // A resumed session skips certificate verification, and so the record.
     config.resumption = Resumption::disabled();
     Ok((config, recorder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::pki::*;
+    use rcgen::KeyPair;
+
+    #[test]
+    fn load_trust_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.crt");
+        let err = load_trust(&RootCerts::File(missing.clone())).unwrap_err();
+        assert!(err.0.contains(&missing.display().to_string()), "{err}");
+        assert!(!err.0.contains('\n'));
+
+        let empty = dir.path().join("empty.crt");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let err = load_trust(&RootCerts::File(empty.clone())).unwrap_err();
+        assert!(err.0.contains("contains no PEM certificate"), "{err}");
+
+        let bad = dir.path().join("bad.crt");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = load_trust(&RootCerts::File(bad.clone())).unwrap_err();
+        assert!(err.0.contains(&bad.display().to_string()), "{err}");
+
+        assert!(load_trust(&RootCerts::System).unwrap().anchors.len() > 50);
+    }
+
+    #[test]
+    fn load_identity_checks_key_against_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = root("Client CA");
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf_params(&[], Some("probe"))
+            .signed_by(&key, &*ca)
+            .unwrap();
+        let cert_path = dir.path().join("client.crt");
+        let key_path = dir.path().join("client.key");
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        assert!(load_identity(&cert_path, &key_path).is_ok());
+
+        let other_key = dir.path().join("other.key");
+        std::fs::write(&other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let err = load_identity(&cert_path, &other_key).unwrap_err();
+        assert!(err.0.contains("does not match"), "{err}");
+
+        let err = load_identity(&cert_path, &cert_path).unwrap_err();
+        assert!(err.0.contains("sslkey"), "{err}");
+    }
+
+    /// PostgreSQL's default group is P-256: offering its key share first saves
+    /// a HelloRetryRequest; the groups offered stay the same.
+    #[test]
+    fn key_share_leads_with_p256_and_offers_the_same_groups() {
+        let ours = provider();
+        assert_eq!(ours.kx_groups[0].name(), rustls::NamedGroup::secp256r1);
+        let mut names: Vec<_> = ours.kx_groups.iter().map(|g| g.name()).collect();
+        let mut defaults: Vec<_> = rustls::crypto::ring::default_provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        names.sort_by_key(|n| u16::from(*n));
+        defaults.sort_by_key(|n| u16::from(*n));
+        assert_eq!(names, defaults);
+    }
+
+    #[test]
+    fn connector_name_normalises_inet_aton_forms_only() {
+        assert_eq!(connector_name("127.1"), "127.0.0.1");
+        assert_eq!(connector_name("0x7f.1"), "127.0.0.1");
+        assert_eq!(connector_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(connector_name("db.example.com"), "db.example.com");
+        assert_eq!(connector_name("::1"), "::1");
+    }
+
+    /// sslkey in each format libpq reads: PKCS#1 RSA, SEC1 EC and PKCS#8.
+    #[test]
+    fn load_identity_reads_pkcs1_sec1_and_pkcs8_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let keys: [(&str, &[&str], &str); 3] = [
+            (
+                "rsa1.key",
+                &["genrsa", "-traditional", "-out", "rsa1.key", "2048"],
+                "BEGIN RSA PRIVATE KEY",
+            ),
+            (
+                "ec.key",
+                &[
+                    "ecparam",
+                    "-name",
+                    "prime256v1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    "ec.key",
+                ],
+                "BEGIN EC PRIVATE KEY",
+            ),
+            (
+                "p8.key",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    "p8.key",
+                ],
+                "BEGIN PRIVATE KEY",
+            ),
+        ];
+        for (key, generate, header) in keys {
+            openssl(d, generate);
+            let pem = std::fs::read_to_string(d.join(key)).unwrap();
+            assert!(pem.contains(header), "{key}: {pem}");
+            let crt = format!("{key}.crt");
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-new",
+                    "-x509",
+                    "-key",
+                    key,
+                    "-subj",
+                    "/CN=probe",
+                    "-days",
+                    "30",
+                    "-out",
+                    &crt,
+                ],
+            );
+            if let Err(e) = load_identity(&d.join(&crt), &d.join(key)) {
+                panic!("{key}: {e}");
+            }
+        }
+    }
 }

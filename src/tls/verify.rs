@@ -4,59 +4,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 
 use super::hostname::{self, NameSource};
-use super::{chain, HandshakeProgress, Recorder, TrustStore};
+use super::{chain, Recorder, TrustStore};
 use crate::certs;
-use crate::facts::{CertChainFacts, CertFacts, CertProblem};
 use crate::conn::SslMode;
+use crate::facts::{
+    CertChainFacts, CertFacts, CertProblem, HandshakeProgress, StrictOnlyIssue, StrictProblem,
+};
 
 /// Decides by libpq's rules; webpki's opinion is only recorded.
 #[derive(Debug)]
 pub(super) struct LibpqVerifier {
-    trust: TrustStore,
-    mode: SslMode,
+    pub trust: TrustStore,
+    pub mode: SslMode,
     /// The libpq `host` (not the SNI name): what libpq compares.
-    host: String,
-    provider: Arc<CryptoProvider>,
-    strict: StrictVerifier,
-    recorder: Arc<Recorder>,
-}
-
-/// webpki over the same roots, or why it could not be built.
-pub(super) type StrictVerifier = Result<Arc<WebPkiServerVerifier>, String>;
-
-pub(super) fn strict_verifier(
-    trust: &TrustStore,
-    provider: &Arc<CryptoProvider>,
-) -> StrictVerifier {
-    WebPkiServerVerifier::builder_with_provider(trust.roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| format!("no trusted certificate usable by strict verifiers ({e})"))
-}
-
-impl LibpqVerifier {
-    pub(super) fn new(
-        trust: TrustStore,
-        mode: SslMode,
-        host: String,
-        provider: Arc<CryptoProvider>,
-        recorder: Arc<Recorder>,
-    ) -> Self {
-        let strict = strict_verifier(&trust, &provider);
-        Self {
-            trust,
-            mode,
-            host,
-            provider,
-            strict,
-            recorder,
-        }
-    }
+    pub host: String,
+    pub provider: Arc<CryptoProvider>,
+    pub recorder: Arc<Recorder>,
 }
 
 /// Describes every presented certificate; the first that fails to parse
@@ -107,81 +75,46 @@ pub(super) fn libpq_verdict(
     Ok(Accepted { anchor, name })
 }
 
-/// webpki's verdict in words; under verify-ca a name mismatch does not count.
+/// webpki's verdict, as rustls and most clients that are not libpq reach
+/// it; under verify-ca the name is not checked. `leaf` lists the names a
+/// mismatch shows.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn strict_verdict(
-    strict: &StrictVerifier,
+    trust: &TrustStore,
+    provider: &CryptoProvider,
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     server_name: &ServerName<'_>,
     mode: SslMode,
+    leaf: Option<&CertFacts>,
     now: UnixTime,
-) -> Result<(), String> {
-    let verifier = strict.as_ref().map_err(Clone::clone)?;
-    match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
-        Ok(_) => Ok(()),
-        Err(Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) if mode == SslMode::VerifyCa => Ok(()),
-        Err(e) => Err(strict_words(&e)),
+) -> Result<(), StrictProblem> {
+    if trust.roots.is_empty() {
+        return Err(StrictProblem::NoUsableRoot);
     }
-}
-
-/// rustls/webpki errors as phrases an operator can act on.
-fn strict_words(e: &Error) -> String {
-    let Error::InvalidCertificate(ce) = e else {
-        return e.to_string();
-    };
-    match ce {
-        CertificateError::BadEncoding => {
-            "certificate encoding rejected (webpki parses only X.509 v3)".to_string()
-        }
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "a certificate in the chain has expired".to_string()
-        }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "a certificate in the chain is not yet valid".to_string()
-        }
-        CertificateError::UnknownIssuer => "no path to a trusted root".to_string(),
-        CertificateError::BadSignature => "a signature in the chain does not verify".to_string(),
-        CertificateError::NotValidForName => "host name not in subjectAltName".to_string(),
-        CertificateError::NotValidForNameContext { presented, .. } => format!(
-            "host name not in subjectAltName (has: {})",
-            if presented.is_empty() {
-                "none".to_string()
-            } else {
-                presented
-                    .iter()
-                    .map(|p| unwrap_debug(p))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        ),
-        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-            "certificate not valid for TLS server use (extendedKeyUsage)".to_string()
-        }
-        CertificateError::Other(other) => {
-            let text = other.to_string();
-            if text.contains("UnsupportedCertVersion") {
-                "unsupported certificate version (webpki parses only X.509 v3)".to_string()
-            } else if text.contains("CaUsedAsEndEntity") {
-                "a CA certificate is used as the server certificate".to_string()
-            } else if text.contains("EndEntityUsedAsCa") {
-                "a non-CA certificate is used as an issuer".to_string()
-            } else {
-                text
-            }
-        }
-        other => format!("{other:?}"),
+    let cert = webpki::EndEntityCert::try_from(end_entity).map_err(StrictProblem::Webpki)?;
+    cert.verify_for_usage(
+        provider.signature_verification_algorithms.all,
+        &trust.roots.roots,
+        intermediates,
+        now,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(StrictProblem::Webpki)?;
+    if mode == SslMode::VerifyFull {
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|e| match e {
+                webpki::Error::CertNotValidForName(_) => StrictProblem::NameNotInSan {
+                    presented: leaf.map_or_else(Vec::new, |l| {
+                        l.san_dns.iter().chain(&l.san_ip).cloned().collect()
+                    }),
+                },
+                other => StrictProblem::Webpki(other),
+            })?;
     }
-}
-
-/// webpki lists presented names in Debug form (`DnsName("a.example")`);
-/// keep just the name.
-fn unwrap_debug(name: &str) -> &str {
-    match (name.find('('), name.rfind(')')) {
-        (Some(open), Some(close)) if open < close => name[open + 1..close].trim_matches('"'),
-        _ => name,
-    }
+    Ok(())
 }
 
 /// Why strict verifiers reject what libpq accepts, most specific first.
@@ -189,8 +122,8 @@ pub(super) fn strict_only_issues(
     end_entity: &[u8],
     intermediates: &[&[u8]],
     name: Option<NameSource>,
-    strict_error: &str,
-) -> Vec<String> {
+    strict_error: &StrictProblem,
+) -> Vec<StrictOnlyIssue> {
     let mut issues = Vec::new();
     // One parse per certificate: the leaf first, then what the server sent.
     for (i, der) in std::iter::once(&end_entity)
@@ -204,104 +137,81 @@ pub(super) fn strict_only_issues(
         let subject = || certs::name_to_string(cert.subject());
         if i == 0 {
             if version != 3 {
-                issues.push(format!(
-                    "X.509 v{version} certificate (strict verifiers parse only v3)"
-                ));
+                issues.push(StrictOnlyIssue::LeafVersion(version));
             }
             if name == Some(NameSource::CommonName) {
                 let has_san = matches!(cert.subject_alternative_name(), Ok(Some(_)));
-                issues.push(if has_san {
-                    "host name only in the CN, not in subjectAltName (strict verifiers ignore the CN)"
-                        .to_string()
-                } else {
-                    "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
-                        .to_string()
-                });
+                issues.push(StrictOnlyIssue::CommonNameOnly { has_san });
             }
         } else if version != 3 {
-            issues.push(format!(
-                "intermediate \"{}\" is an X.509 v{version} certificate (strict verifiers parse only v3)",
-                subject()
-            ));
+            issues.push(StrictOnlyIssue::IntermediateVersion {
+                subject: subject(),
+                version,
+            });
         }
-        if signed_with_sha1(&cert) {
-            issues.push(format!(
-                "\"{}\" is signed with SHA-1 (refused by webpki, and by libpq itself where OpenSSL runs at security level 2, the Debian/Ubuntu default)",
-                subject()
-            ));
+        if certs::signature_algorithm(&cert).is_some_and(|a| a.sha1) {
+            issues.push(StrictOnlyIssue::Sha1Signed { subject: subject() });
         }
     }
     if issues.is_empty() {
-        issues.push(strict_error.to_string());
+        issues.push(StrictOnlyIssue::Other(strict_error.clone()));
     }
     issues
 }
 
-/// SHA-1 signature OIDs: RSA, ECDSA and DSA.
-fn signed_with_sha1(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
-    matches!(
-        cert.signature_algorithm.algorithm.to_id_string().as_str(),
-        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3"
-    )
-}
-
-/// The whole judgement, without a handshake: what the verifier records.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn evaluate(
-    presented: Vec<CertFacts>,
-    malformed: Option<CertProblem>,
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    trust: &TrustStore,
-    strict: &StrictVerifier,
-    mode: SslMode,
-    host: &str,
-    server_name: &ServerName<'_>,
-    now: UnixTime,
-) -> (CertChainFacts, Result<(), CertProblem>) {
-    let inter: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
-    let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let verdict = match malformed {
-        Some(problem) => Err(problem),
-        None => libpq_verdict(end_entity, &inter, trust, mode, host, now_secs),
-    };
-    let strict_result = strict_verdict(strict, end_entity, intermediates, server_name, mode, now);
-    let strict_only = match (&verdict, &strict_result) {
-        (Ok(accepted), Err(reason)) => {
-            strict_only_issues(end_entity, &inter, accepted.name, reason)
-        }
-        _ => Vec::new(),
-    };
-    let anchor = verdict.as_ref().ok().and_then(|a| {
-        let der = trust.anchors.get(a.anchor)?.cert.as_ref()?;
-        certs::describe(der).ok()
-    });
-    let libpq = verdict.as_ref().map(|_| ()).map_err(Clone::clone);
-    let facts = CertChainFacts {
-        presented,
-        anchor,
-        checked_name: match mode {
-            SslMode::VerifyFull => Some(host.to_string()),
-            SslMode::VerifyCa => None,
-        },
-        libpq: Some(libpq.clone()),
-        strict: Some(strict_result),
-        strict_only_issues: strict_only,
-    };
-    (facts, libpq)
-}
-
-/// Carries a libpq rejection that has no CertificateError of its own.
-#[derive(Debug)]
-struct LibpqRejection(CertProblem);
-
-impl std::fmt::Display for LibpqRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::policy::describe_problem(&self.0))
+impl LibpqVerifier {
+    /// The whole judgement, without a handshake: what the verifier records.
+    pub(super) fn evaluate(
+        &self,
+        presented: Vec<CertFacts>,
+        malformed: Option<CertProblem>,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> (CertChainFacts, Result<(), CertProblem>) {
+        let (trust, mode, host) = (&self.trust, self.mode, self.host.as_str());
+        let inter: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let verdict = match malformed {
+            Some(problem) => Err(problem),
+            None => libpq_verdict(end_entity, &inter, trust, mode, host, now_secs),
+        };
+        let strict_result = strict_verdict(
+            trust,
+            &self.provider,
+            end_entity,
+            intermediates,
+            server_name,
+            mode,
+            presented.first(),
+            now,
+        );
+        let strict_only = match (&verdict, &strict_result) {
+            (Ok(accepted), Err(reason)) => {
+                strict_only_issues(end_entity, &inter, accepted.name, reason)
+            }
+            _ => Vec::new(),
+        };
+        let anchor = verdict.as_ref().ok().and_then(|a| {
+            let der = trust.anchors.get(a.anchor)?.cert.as_ref()?;
+            certs::describe(der).ok()
+        });
+        let libpq = verdict.as_ref().map(|_| ()).map_err(Clone::clone);
+        let facts = CertChainFacts {
+            presented,
+            anchor,
+            checked_name: match mode {
+                SslMode::VerifyFull => Some(host.to_string()),
+                SslMode::VerifyCa => None,
+            },
+            libpq: Some(libpq.clone()),
+            strict: Some(strict_result),
+            strict_only_issues: strict_only,
+        };
+        (facts, libpq)
     }
 }
-
-impl std::error::Error for LibpqRejection {}
 
 fn unix(secs: i64) -> UnixTime {
     UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
@@ -314,7 +224,7 @@ pub(super) fn rejection(
     now: UnixTime,
 ) -> Error {
     let ce = match problem {
-        CertProblem::UnknownIssuer { .. } => CertificateError::UnknownIssuer,
+        CertProblem::UnknownIssuer(_) => CertificateError::UnknownIssuer,
         CertProblem::Expired { not_after, .. } => CertificateError::ExpiredContext {
             time: now,
             not_after: unix(*not_after),
@@ -333,7 +243,7 @@ pub(super) fn rejection(
         CertProblem::NotCa { .. }
         | CertProblem::UnhandledCriticalExtension { .. }
         | CertProblem::NameConstraint { .. } => {
-            CertificateError::Other(OtherError(Arc::new(LibpqRejection(problem.clone()))))
+            CertificateError::Other(OtherError(Arc::new(problem.clone())))
         }
     };
     Error::InvalidCertificate(ce)
@@ -410,15 +320,11 @@ impl ServerCertVerifier for LibpqVerifier {
         });
         self.recorder.advance(HandshakeProgress::CertificateSeen);
 
-        let (facts, verdict) = evaluate(
+        let (facts, verdict) = self.evaluate(
             presented,
             malformed,
             end_entity,
             intermediates,
-            &self.trust,
-            &self.strict,
-            self.mode,
-            &self.host,
             server_name,
             now,
         );
@@ -455,5 +361,261 @@ impl ServerCertVerifier for LibpqVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// The verifier's record of `chain`, without a handshake, at `now`
+/// (Unix seconds): what the chain and name tests judge.
+#[cfg(test)]
+pub(crate) fn judge_chain(
+    chain: &[CertificateDer<'static>],
+    trust: &TrustStore,
+    mode: SslMode,
+    host: &str,
+    now: i64,
+) -> CertChainFacts {
+    let (ee, inter) = chain.split_first().expect("a chain");
+    let verifier = LibpqVerifier {
+        trust: trust.clone(),
+        mode,
+        host: host.to_string(),
+        provider: super::provider(),
+        recorder: Arc::default(),
+    };
+    let (presented, malformed) = describe_presented(ee, inter);
+    let server_name = ServerName::try_from(host.to_string()).expect("a TLS name");
+    let now = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
+    verifier
+        .evaluate(presented, malformed, ee, inter, &server_name, now)
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::pki::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::PrivateKeyDer;
+
+    use crate::conn::RootCerts;
+    use crate::tls::{client_config, load_trust, provider};
+
+    #[test]
+    fn v3_leaf_and_ca_accepted() {
+        let ca = root("Test CA");
+        let chain = [leaf(&["db.example.com"], Some("db.example.com"), &ca)];
+        let facts = judge(&chain, &trust(&[&ca]), "db.example.com");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(facts.strict, Some(Ok(())));
+        assert!(facts.strict_only_issues.is_empty());
+        assert_eq!(facts.checked_name.as_deref(), Some("db.example.com"));
+        assert_eq!(facts.presented.len(), 1);
+        assert_eq!(
+            facts.anchor.map(|a| a.subject).as_deref(),
+            Some("CN=Test CA")
+        );
+    }
+
+    #[test]
+    fn malformed_certificate_recorded() {
+        let ca = root("Test CA");
+        let facts = judge(
+            &[CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00])],
+            &trust(&[&ca]),
+            "x",
+        );
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::Malformed { .. }
+        ));
+        assert!(facts.presented.is_empty());
+    }
+
+    #[test]
+    fn article_v1_cn_only_leaf_libpq_accepts_strict_rejects() {
+        let Some(pki) = article_pki() else {
+            return;
+        };
+        let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+        let server = CertificateDer::from_pem_file(&pki.server_crt).unwrap();
+
+        let facts = judge_at(
+            &[server],
+            &store,
+            SslMode::VerifyFull,
+            "db.internal",
+            unix_now(),
+        );
+        let leaf = &facts.presented[0];
+        assert_eq!(leaf.version, 1);
+        assert_eq!(leaf.subject, "CN=db.internal");
+        assert!(leaf.san_dns.is_empty());
+        assert_eq!(leaf.key, "RSA 2048");
+        assert_eq!(leaf.signature_algorithm, "sha256WithRSAEncryption");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(
+            facts.anchor.as_ref().map(|a| a.subject.as_str()),
+            Some("CN=PostgreSQL CA")
+        );
+        assert!(matches!(facts.strict, Some(Err(_))), "{:?}", facts.strict);
+        assert_eq!(
+            facts
+                .strict_only_issues
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec![
+                "X.509 v1 certificate (strict verifiers parse only v3)".to_string(),
+                "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
+                    .to_string(),
+            ]
+        );
+    }
+
+    /// OpenSSL (and so libpq) at security level 1 accepts a SHA-1 signature;
+    /// webpki and Debian's default level 2 do not: said, as a strict-client issue.
+    #[test]
+    fn sha1_signed_leaf_is_a_strict_only_issue() {
+        let Some(pki) = article_pki_signing_with(&["-sha1"]) else {
+            return;
+        };
+        let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+        let server = CertificateDer::from_pem_file(&pki.server_crt).unwrap();
+        let facts = judge_at(
+            &[server],
+            &store,
+            SslMode::VerifyFull,
+            "db.internal",
+            unix_now(),
+        );
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(
+            facts.presented[0].signature_algorithm,
+            "sha1WithRSAEncryption"
+        );
+        assert!(
+            facts
+                .strict_only_issues
+                .iter()
+                .any(|i| i.to_string().contains("signed with SHA-1")),
+            "{:?}",
+            facts.strict_only_issues
+        );
+    }
+
+    mod handshake {
+        use super::*;
+        use rustls::sign::{CertifiedKey, SingleCertAndKey};
+        use rustls::SupportedProtocolVersion;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+
+        /// Serves the article's v1 certificate once; rustls's own key/cert
+        /// consistency check would refuse a v1 certificate, so it is bypassed.
+        async fn serve(
+            pki: &ArticlePki,
+            version: &'static SupportedProtocolVersion,
+        ) -> std::net::SocketAddr {
+            let provider = provider();
+            let chain = vec![CertificateDer::from_pem_file(&pki.server_crt).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+            let key = provider.key_provider.load_private_key(key).unwrap();
+            let resolver = SingleCertAndKey::from(CertifiedKey::new(chain, key));
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver));
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"ok").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+            addr
+        }
+
+        async fn connect(
+            addr: std::net::SocketAddr,
+            config: rustls::ClientConfig,
+            name: &str,
+        ) -> std::io::Result<(rustls::ProtocolVersion, Vec<u8>)> {
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let tcp = TcpStream::connect(addr).await?;
+            let server_name = ServerName::try_from(name.to_string()).unwrap();
+            let mut tls = connector.connect(server_name, tcp).await?;
+            let version = tls.get_ref().1.protocol_version().unwrap();
+            let mut buf = Vec::new();
+            tls.read_to_end(&mut buf).await?;
+            Ok((version, buf))
+        }
+
+        async fn completes_with(version: &'static SupportedProtocolVersion) {
+            let Some(pki) = article_pki() else {
+                return;
+            };
+            let addr = serve(&pki, version).await;
+            let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+            let (config, recorder) =
+                client_config(&store, None, SslMode::VerifyFull, "db.internal").unwrap();
+            let (negotiated, data) = connect(addr, config, "db.internal").await.unwrap();
+            assert_eq!(negotiated, version.version);
+            assert_eq!(data, b"ok");
+            assert_eq!(recorder.progress(), HandshakeProgress::Verified);
+            let facts = recorder.facts();
+            assert_eq!(facts.libpq, Some(Ok(())));
+            assert_eq!(facts.presented[0].version, 1);
+            assert_eq!(facts.strict_only_issues.len(), 2);
+        }
+
+        #[tokio::test]
+        async fn v1_certificate_tls13() {
+            completes_with(&rustls::version::TLS13).await;
+        }
+
+        #[tokio::test]
+        async fn v1_certificate_tls12() {
+            completes_with(&rustls::version::TLS12).await;
+        }
+
+        #[tokio::test]
+        async fn wrong_host_stops_the_handshake_after_recording() {
+            let Some(pki) = article_pki() else {
+                return;
+            };
+            let addr = serve(&pki, &rustls::version::TLS13).await;
+            let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+            let (config, recorder) =
+                client_config(&store, None, SslMode::VerifyFull, "other.internal").unwrap();
+            let err = connect(addr, config, "other.internal").await.unwrap_err();
+            let rustls_err = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .cloned();
+            assert!(
+                matches!(
+                    rustls_err,
+                    Some(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. }
+                    ))
+                ),
+                "{err:?}"
+            );
+            assert_eq!(recorder.progress(), HandshakeProgress::CertificateSeen);
+            let facts = recorder.facts();
+            assert_eq!(facts.presented.len(), 1);
+            assert_eq!(facts.presented[0].subject, "CN=db.internal");
+            assert_eq!(
+                facts.libpq,
+                Some(Err(CertProblem::NameMismatch {
+                    host: "other.internal".to_string(),
+                    presented: vec!["db.internal".to_string()],
+                }))
+            );
+        }
     }
 }

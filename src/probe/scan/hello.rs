@@ -11,8 +11,11 @@ use tls_parser::{
     parse_tls_message_alert, parse_tls_message_handshake, parse_tls_raw_record, NamedGroup,
     Serialize, SignatureScheme, TlsAlertDescription, TlsAlertSeverity, TlsCipherSuiteID,
     TlsClientHelloContents, TlsCompressionID, TlsExtensionType, TlsMessage, TlsMessageHandshake,
-    TlsPlaintext, TlsRecordHeader, TlsRecordType, TlsVersion,
+    TlsPlaintext, TlsRecordHeader, TlsRecordType, TlsVersion as WireVersion,
 };
+
+use crate::facts::{BadRecord, InternalError, RecordFault, TlsVersion};
+use crate::hex;
 
 /// Warning alerts read past before the answer (RFC 6066 lets a server warn
 /// `unrecognized_name` and go on); more than this is no answer.
@@ -60,14 +63,25 @@ pub const LEGACY_SUITES: [u16; 19] = [
 /// signals secure renegotiation with this pseudo-suite there.
 const RENEGOTIATION_SCSV: u16 = 0x00ff;
 
-fn extension(out: &mut Vec<u8>, kind: TlsExtensionType, body: &[u8]) {
-    out.extend_from_slice(&kind.0.to_be_bytes());
-    push_u16_len(out, body);
+/// A length that does not fit its field: the hello cannot be written
+/// (a host name of 64 KiB, say), rather than silently cut.
+fn too_long(what: &str) -> InternalError {
+    InternalError::Encode {
+        what: "ClientHello",
+        detail: format!("{what} too long for its length field"),
+    }
 }
 
-fn push_u16_len(out: &mut Vec<u8>, body: &[u8]) {
-    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+fn extension(out: &mut Vec<u8>, kind: TlsExtensionType, body: &[u8]) -> Result<(), InternalError> {
+    out.extend_from_slice(&kind.0.to_be_bytes());
+    push_u16_len(out, body)
+}
+
+fn push_u16_len(out: &mut Vec<u8>, body: &[u8]) -> Result<(), InternalError> {
+    let len = u16::try_from(body.len()).map_err(|_| too_long("extension"))?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
+    Ok(())
 }
 
 /// The extensions a client of that era sends: SNI for a host name,
@@ -75,42 +89,47 @@ fn push_u16_len(out: &mut Vec<u8>, body: &[u8]) {
 /// signature_algorithms only for TLS 1.2 (RFC 5246 forbids offering it
 /// with an older version). Never supported_versions: that would offer TLS 1.3.
 /// ALPN `alpn` when given: PostgreSQL 17 requires it under direct TLS.
-fn extensions(version: TlsVersion, sni: Option<&str>, alpn: Option<&[u8]>) -> Vec<u8> {
+fn extensions(
+    version: TlsVersion,
+    sni: Option<&str>,
+    alpn: Option<&[u8]>,
+) -> Result<Vec<u8>, InternalError> {
     let mut out = Vec::new();
     if let Some(name) = sni {
         let mut entry = vec![0u8]; // host_name
-        push_u16_len(&mut entry, name.as_bytes());
+        push_u16_len(&mut entry, name.as_bytes())?;
         let mut list = Vec::new();
-        push_u16_len(&mut list, &entry);
-        extension(&mut out, TlsExtensionType::ServerName, &list);
+        push_u16_len(&mut list, &entry)?;
+        extension(&mut out, TlsExtensionType::ServerName, &list)?;
     }
     let groups: Vec<u8> = GROUPS.iter().flat_map(|g| g.0.to_be_bytes()).collect();
     let mut body = Vec::new();
-    push_u16_len(&mut body, &groups);
-    extension(&mut out, TlsExtensionType::SupportedGroups, &body);
-    extension(&mut out, TlsExtensionType::EcPointFormats, &[1, 0]); // uncompressed
+    push_u16_len(&mut body, &groups)?;
+    extension(&mut out, TlsExtensionType::SupportedGroups, &body)?;
+    extension(&mut out, TlsExtensionType::EcPointFormats, &[1, 0])?; // uncompressed
     if version == TlsVersion::Tls12 {
         let schemes: Vec<u8> = SIGNATURE_SCHEMES
             .iter()
             .flat_map(|s| s.0.to_be_bytes())
             .collect();
         let mut body = Vec::new();
-        push_u16_len(&mut body, &schemes);
-        extension(&mut out, TlsExtensionType::SignatureAlgorithms, &body);
+        push_u16_len(&mut body, &schemes)?;
+        extension(&mut out, TlsExtensionType::SignatureAlgorithms, &body)?;
     }
-    extension(&mut out, TlsExtensionType::RenegotiationInfo, &[0]); // empty, initial handshake
+    extension(&mut out, TlsExtensionType::RenegotiationInfo, &[0])?; // empty, initial handshake
     if let Some(protocol) = alpn {
-        let mut entry = vec![protocol.len() as u8];
+        let len = u8::try_from(protocol.len()).map_err(|_| too_long("ALPN protocol"))?;
+        let mut entry = vec![len];
         entry.extend_from_slice(protocol);
         let mut list = Vec::new();
-        push_u16_len(&mut list, &entry);
+        push_u16_len(&mut list, &entry)?;
         extension(
             &mut out,
             TlsExtensionType::ApplicationLayerProtocolNegotiation,
             &list,
-        );
+        )?;
     }
-    out
+    Ok(out)
 }
 
 /// One ClientHello record offering exactly `version` and `suites`.
@@ -124,26 +143,33 @@ pub fn client_hello(
     sni: Option<&str>,
     alpn: Option<&[u8]>,
     random: &[u8; 32],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, InternalError> {
     let mut ciphers: Vec<TlsCipherSuiteID> = suites.iter().copied().map(TlsCipherSuiteID).collect();
-    let ext = if version == TlsVersion::Ssl30 {
+    let ext = if version == TlsVersion::Ssl3 {
         ciphers.push(TlsCipherSuiteID(RENEGOTIATION_SCSV));
         None
     } else {
-        Some(extensions(version, sni, alpn))
+        Some(extensions(version, sni, alpn)?)
     };
+    // tls-parser's serializer writes lengths without checking them.
+    if ext
+        .as_ref()
+        .is_some_and(|e| e.len() > usize::from(u16::MAX) - 1024)
+    {
+        return Err(too_long("extension block"));
+    }
     let hello = TlsClientHelloContents::new(
-        version.0,
+        version.wire(),
         random,
         None,
         ciphers,
         vec![TlsCompressionID(0)],
         ext.as_deref(),
     );
-    let record_version = if version == TlsVersion::Ssl30 {
-        TlsVersion::Ssl30
+    let record_version = if version == TlsVersion::Ssl3 {
+        WireVersion::Ssl30
     } else {
-        TlsVersion::Tls10
+        WireVersion::Tls10
     };
     let record = TlsPlaintext {
         hdr: TlsRecordHeader {
@@ -155,9 +181,10 @@ pub fn client_hello(
             hello,
         ))],
     };
-    record
-        .serialize()
-        .map_err(|e| format!("cannot encode ClientHello: {e:?}"))
+    record.serialize().map_err(|e| InternalError::Encode {
+        what: "ClientHello",
+        detail: format!("{e:?}"),
+    })
 }
 
 /// user_canceled then close_notify (both warnings), as RFC 5246 §7.2.1
@@ -169,7 +196,7 @@ pub fn cancel_alerts(version: TlsVersion) -> Vec<u8> {
         TlsAlertDescription::CloseNotify,
     ] {
         out.push(TlsRecordType::Alert.0);
-        out.extend_from_slice(&version.0.to_be_bytes());
+        out.extend_from_slice(&version.wire().to_be_bytes());
         out.extend_from_slice(&2u16.to_be_bytes());
         out.extend_from_slice(&[TlsAlertSeverity::Warning.0, code.0]);
     }
@@ -179,8 +206,9 @@ pub fn cancel_alerts(version: TlsVersion) -> Vec<u8> {
 /// The first thing the server said after our ClientHello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// The version (as on the wire) and suite the server chose.
     ServerHello {
-        version: TlsVersion,
+        version: u16,
         suite: u16,
     },
     Alert {
@@ -188,7 +216,7 @@ pub enum Reply {
         code: u8,
     },
     /// Bytes that are not a TLS alert or ServerHello.
-    Garbage(String),
+    Garbage(BadRecord),
 }
 
 /// The first reply in `buf` after any warning alerts; None while its record
@@ -202,10 +230,14 @@ pub fn parse_reply(buf: &[u8]) -> Option<Reply> {
             Record::Reply(reply) => return Some(reply),
         }
     }
-    Some(Reply::Garbage(format!(
-        "more than {MAX_WARNINGS} warning alerts: {}",
-        hex(buf)
-    )))
+    Some(garbage(RecordFault::TooManyWarnings(MAX_WARNINGS), buf))
+}
+
+fn garbage(fault: RecordFault, buf: &[u8]) -> Reply {
+    Reply::Garbage(BadRecord {
+        fault,
+        head: hex::head(buf),
+    })
 }
 
 enum Record<'a> {
@@ -221,9 +253,9 @@ fn parse_record(buf: &[u8]) -> Record<'_> {
     let (rest, record) = match parse_tls_raw_record(buf) {
         Ok(parsed) => parsed,
         Err(NomErr::Incomplete(_)) => return Record::Incomplete,
-        Err(_) => return Record::Reply(Reply::Garbage(format!("not a TLS record: {}", hex(buf)))),
+        Err(_) => return Record::Reply(garbage(RecordFault::NotARecord, buf)),
     };
-    let garbage = |what: &str| Record::Reply(Reply::Garbage(format!("{what}: {}", hex(buf))));
+    let garbage = |fault| Record::Reply(garbage(fault, buf));
     match record.hdr.record_type {
         TlsRecordType::Alert => match parse_tls_message_alert(record.data) {
             Ok((_, TlsMessage::Alert(alert)))
@@ -236,62 +268,21 @@ fn parse_record(buf: &[u8]) -> Record<'_> {
                 fatal: alert.severity == TlsAlertSeverity::Fatal,
                 code: alert.code.0,
             }),
-            _ => garbage("malformed alert"),
+            _ => garbage(RecordFault::MalformedAlert),
         },
         TlsRecordType::Handshake => match parse_tls_message_handshake(record.data) {
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(hello)))) => {
                 Record::Reply(Reply::ServerHello {
-                    version: hello.version,
+                    version: hello.version.0,
                     suite: hello.cipher.0,
                 })
             }
-            Ok(_) => garbage("handshake message other than ServerHello"),
-            // A ServerHello split over records: legal, but no server does it.
-            Err(NomErr::Incomplete(_)) => garbage("ServerHello split over records"),
-            Err(_) => garbage("malformed ServerHello"),
+            Ok(_) => garbage(RecordFault::OtherHandshake),
+            Err(NomErr::Incomplete(_)) => garbage(RecordFault::SplitServerHello),
+            Err(_) => garbage(RecordFault::MalformedServerHello),
         },
-        _ => garbage("unexpected record type"),
+        _ => garbage(RecordFault::UnexpectedType),
     }
-}
-
-/// "fatal alert 70 protocol_version", named by tls-parser's alert table.
-pub fn describe_alert(fatal: bool, code: u8) -> String {
-    let level = if fatal { "fatal" } else { "warning" };
-    let name = TlsAlertDescription(code).to_string();
-    if name.starts_with("TlsAlertDescription") {
-        return format!("{level} alert {code}");
-    }
-    format!("{level} alert {code} {}", snake_case(&name))
-}
-
-fn snake_case(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
-/// PostgreSQL's spelling of a wire version ("TLSv1.1"), else its number.
-pub fn version_name(v: TlsVersion) -> String {
-    match v {
-        TlsVersion::Ssl30 => "SSLv3".into(),
-        TlsVersion::Tls10 => "TLSv1".into(),
-        TlsVersion::Tls11 => "TLSv1.1".into(),
-        TlsVersion::Tls12 => "TLSv1.2".into(),
-        TlsVersion::Tls13 => "TLSv1.3".into(),
-        other => format!("version 0x{:04x}", other.0),
-    }
-}
-
-/// The first bytes as hex, enough to recognise a peer without echoing it all.
-fn hex(buf: &[u8]) -> String {
-    let shown: Vec<String> = buf.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let more = if buf.len() > 16 { " ..." } else { "" };
-    format!("{}{more}", shown.join(" "))
 }
 
 #[cfg(test)]
@@ -325,7 +316,7 @@ mod tests {
         .unwrap();
         let (hdr, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!(version, 0x0301);
-        assert_eq!(hdr.version, TlsVersion::Tls10);
+        assert_eq!(hdr.version, WireVersion::Tls10);
         assert_eq!(usize::from(hdr.len), bytes.len() - 5);
         assert_eq!(ciphers, LEGACY_SUITES);
         assert!(ext.iter().any(|e| matches!(e, TlsExtension::SNI(names)
@@ -378,9 +369,9 @@ mod tests {
 
     #[test]
     fn ssl3_hello_has_no_extensions_but_the_scsv() {
-        let bytes = client_hello(TlsVersion::Ssl30, &[0x000a], Some("x"), None, &[0; 32]).unwrap();
+        let bytes = client_hello(TlsVersion::Ssl3, &[0x000a], Some("x"), None, &[0; 32]).unwrap();
         let (hdr, ciphers, ext, version) = parse_hello(&bytes);
-        assert_eq!((version, hdr.version), (0x0300, TlsVersion::Ssl30));
+        assert_eq!((version, hdr.version), (0x0300, WireVersion::Ssl30));
         assert_eq!(ciphers, [0x000a, 0x00ff]);
         assert!(ext.is_empty());
     }
@@ -406,7 +397,7 @@ mod tests {
         assert_eq!(
             parse_reply(&sh),
             Some(Reply::ServerHello {
-                version: TlsVersion::Tls10,
+                version: 0x0301,
                 suite: 0xc014
             })
         );
@@ -417,7 +408,7 @@ mod tests {
         assert_eq!(
             parse_reply(&server_hello(0x0303, 0x002f)),
             Some(Reply::ServerHello {
-                version: TlsVersion::Tls12,
+                version: 0x0303,
                 suite: 0x002f
             })
         );
@@ -429,9 +420,6 @@ mod tests {
                 code: 70
             })
         );
-        assert_eq!(describe_alert(true, 70), "fatal alert 70 protocol_version");
-        assert_eq!(describe_alert(true, 40), "fatal alert 40 handshake_failure");
-        assert_eq!(describe_alert(false, 200), "warning alert 200");
         assert!(matches!(
             parse_reply(b"HTTP/1.1 400 Bad Request\r\n"),
             Some(Reply::Garbage(_))
@@ -459,7 +447,7 @@ mod tests {
         assert_eq!(
             parse_reply(&reply),
             Some(Reply::ServerHello {
-                version: TlsVersion::Tls10,
+                version: 0x0301,
                 suite: 0xc014
             })
         );

@@ -16,9 +16,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::hello::describe_alert;
-use super::{classes::suite_name, drain, Bound, Verdict};
-use crate::facts::ScanVersion;
+use super::{answer, drain, goodbye, undecided};
+use crate::facts::{AttemptOutcome, HangUp, InternalError, Refusal, TlsVersion, Undecided};
+use crate::probe::ProbeCtx;
 use crate::tls;
 
 /// Accepts any certificate, checking only that the server holds its key.
@@ -73,18 +73,18 @@ impl ServerCertVerifier for DangerousAnyCertificate {
     }
 }
 
-/// One handshake offering only `version`, on a socket past the SSLRequest.
+/// One handshake offering only `wanted`, on a socket past the SSLRequest.
 pub async fn handshake(
+    ctx: &ProbeCtx<'_>,
     stream: TcpStream,
     host: &str,
     alpn: Option<&[u8]>,
-    wanted: ScanVersion,
-    bound: Bound,
-) -> Verdict {
+    wanted: TlsVersion,
+) -> AttemptOutcome {
     let version: &'static SupportedProtocolVersion = match wanted {
-        ScanVersion::Tls13 => &rustls::version::TLS13,
-        ScanVersion::Tls12 => &rustls::version::TLS12,
-        older => return Verdict::Undecided(format!("rustls cannot offer {}", older.name())),
+        TlsVersion::Tls13 => &rustls::version::TLS13,
+        TlsVersion::Tls12 => &rustls::version::TLS12,
+        older => return undecided(Undecided::CannotOffer(older)),
     };
     let provider = tls::provider();
     let verifier = Arc::new(DangerousAnyCertificate {
@@ -100,37 +100,34 @@ pub async fn handshake(
         });
     let mut config = match config {
         Ok(c) => c,
-        Err(e) => return Verdict::Undecided(format!("cannot configure TLS: {e}")),
+        Err(e) => return undecided(Undecided::Internal(InternalError::TlsConfig(e))),
     };
     config.resumption = Resumption::disabled();
     config.alpn_protocols = alpn.into_iter().map(<[u8]>::to_vec).collect();
     // An IP address gives an IpAddress name, for which rustls sends no SNI.
-    let name = match ServerName::try_from(host.to_string()) {
-        Ok(n) => n,
-        Err(e) => return Verdict::Undecided(format!("host \"{host}\" is not a TLS name: {e}")),
+    let Ok(name) = ServerName::try_from(host.to_string()) else {
+        return undecided(Undecided::Internal(InternalError::ServerName(host.into())));
     };
     let connect = TlsConnector::from(Arc::new(config)).connect(name, stream);
-    match bound.answer(connect).await {
+    match answer(ctx, connect).await {
         Err(timeout) => timeout,
         Ok(Ok(mut tls)) => {
             let (_, conn) = tls.get_ref();
-            let suite = conn.negotiated_cipher_suite().map_or_else(
-                || "unknown suite".into(),
-                |s| suite_name(u16::from(s.suite())),
-            );
+            let suite = conn.negotiated_cipher_suite().map(|s| u16::from(s.suite()));
             let negotiated = conn.protocol_version().map(u16::from);
             // close_notify, then read until the server closes: unread data
             // (a TLS 1.3 session ticket) would make our close a reset.
-            bound
-                .goodbye(async {
-                    let _ = tls.shutdown().await;
-                    drain(&mut tls).await;
-                })
-                .await;
-            if negotiated == Some(u16::from(version.version)) {
-                Verdict::Accepted(format!("ServerHello {}, {suite}", wanted.name()))
-            } else {
-                Verdict::Undecided("handshake completed with another version".into())
+            goodbye(ctx, async {
+                let _ = tls.shutdown().await;
+                drain(&mut tls).await;
+            })
+            .await;
+            match suite {
+                Some(suite) if negotiated == Some(wanted.wire()) => AttemptOutcome::Accepted {
+                    version: wanted,
+                    suite,
+                },
+                _ => undecided(Undecided::OtherVersionCompleted),
             }
         }
         Ok(Err(e)) => refusal(&e, verifier.seen.load(Ordering::Relaxed)),
@@ -139,31 +136,32 @@ pub async fn handshake(
 
 /// An alert, or a close before the server's certificate, is a refusal;
 /// other failures leave it open.
-fn refusal(e: &std::io::Error, certificate_seen: bool) -> Verdict {
+fn refusal(e: &std::io::Error, certificate_seen: bool) -> AttemptOutcome {
     use std::io::ErrorKind;
     if let Some(tls_error) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return match tls_error {
-            rustls::Error::AlertReceived(alert) => {
-                Verdict::Refused(describe_alert(true, u8::from(*alert)))
-            }
+            rustls::Error::AlertReceived(alert) => AttemptOutcome::Refused(Refusal::Alert {
+                fatal: true,
+                code: u8::from(*alert),
+            }),
             // E.g. the server answered with a version we did not offer.
             rustls::Error::PeerIncompatible(why) => {
-                Verdict::Refused(format!("server incompatible: {why:?}"))
+                AttemptOutcome::Refused(Refusal::Incompatible(why.clone()))
             }
-            other => Verdict::Undecided(format!("TLS error: {other}")),
+            other => undecided(Undecided::Tls(other.clone())),
         };
     }
     match e.kind() {
         ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset if !certificate_seen => {
-            Verdict::HungUp("connection closed during the handshake".into())
+            AttemptOutcome::Refused(Refusal::HungUp(HangUp::DuringHandshake))
         }
-        _ => Verdict::Undecided(format!("TLS handshake failed: {e}")),
+        _ => undecided(Undecided::Handshake(e.into())),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use rustls::pki_types::PrivateKeyDer;
     use tokio::io::AsyncReadExt;
@@ -209,11 +207,12 @@ mod tests {
     async fn a_hang_up_after_the_server_answered_is_not_a_refusal() {
         let addr = answers_then_hangs_up().await;
         let stream = TcpStream::connect(addr).await.unwrap();
-        let bound = Bound {
-            began: Instant::now(),
-            deadline: Instant::now() + Duration::from_secs(5),
-        };
-        let verdict = handshake(stream, "localhost", None, ScanVersion::Tls12, bound).await;
-        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+        let endpoint = crate::fixtures::endpoint();
+        let ctx = crate::fixtures::ctx(&endpoint, Duration::from_secs(5));
+        let outcome = handshake(&ctx, stream, "localhost", None, TlsVersion::Tls12).await;
+        assert!(
+            matches!(outcome, AttemptOutcome::Undecided(Undecided::Handshake(_))),
+            "{outcome:?}"
+        );
     }
 }

@@ -1,0 +1,261 @@
+//! Flags as typed → a validated [`Plan`]: everything that needs no network.
+//!
+//! A plan has two halves, kept apart so that many targets can share one
+//! module (as a blackbox_exporter module is shared by its targets): the
+//! [`Module`] says what to check and how to judge it (checks, thresholds,
+//! timeout), the [`Endpoint`] which server, as whom, trusting what.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Args, Scan, Severity};
+use crate::conn::{self, Flags};
+use crate::facts::{ScanLevel, TlsVersion};
+use crate::policy::{scan::ScanPolicy, Status, Thresholds};
+use crate::probe::{Checks, Endpoint};
+use crate::tls;
+
+/// One planned run: the module, the endpoint and the run's deadline.
+#[derive(Debug)]
+pub struct Plan {
+    pub module: Module,
+    pub endpoint: Endpoint,
+    /// When the whole run must be over (start + `--timeout`).
+    pub deadline: Instant,
+}
+
+/// What to check and how to judge it; the same for every target.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub checks: Checks,
+    pub thresholds: Thresholds,
+    /// `--timeout`: the whole run, per target.
+    pub timeout: Duration,
+}
+
+/// Looks up an environment variable.
+pub type VarLookup = Box<dyn Fn(&str) -> Option<OsString>>;
+
+/// The process's view of its surroundings, passed in so tests and fuzzers
+/// need no process state.
+pub struct Environment {
+    pub var: VarLookup,
+    /// The user's home directory (~/.pgpass, ~/.postgresql/root.crt).
+    pub home: Option<PathBuf>,
+    /// The default user name.
+    pub os_user: String,
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn process() -> Environment {
+        Environment {
+            var: Box::new(|name: &str| std::env::var_os(name)),
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            os_user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "postgres".into()),
+        }
+    }
+}
+
+/// Validates the flags and loads what the probes need (CA and key files).
+pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, String> {
+    let module = module(args)?;
+    let flags = Flags {
+        conninfo: args.conninfo.clone(),
+        host: args.host.clone(),
+        port: args.port.clone(),
+        username: args.username.clone(),
+        dbname: args.dbname.clone(),
+        sslnegotiation: args.sslnegotiation.clone(),
+    };
+    let var = |name: &str| (env.var)(name).map(|v| v.to_string_lossy().into_owned());
+    let target = conn::resolve(&flags, &var, env.home.as_deref(), &env.os_user)
+        .map_err(|e| e.to_string())?;
+    let endpoint = endpoint(target)?;
+    Ok(Plan {
+        deadline: started + module.timeout,
+        module,
+        endpoint,
+    })
+}
+
+/// The checks, thresholds and timeout from the flags.
+pub fn module(args: &Args) -> Result<Module, String> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
+        return Err(format!(
+            "--timeout must be more than 0 and at most 3600 seconds, not {}",
+            args.timeout
+        ));
+    }
+    if args.critical_days > args.warning_days {
+        return Err(format!(
+            "--critical-days ({}) must not exceed --warning-days ({})",
+            args.critical_days, args.warning_days
+        ));
+    }
+    let min_tls = TlsVersion::parse_minimum(&args.min_tls_version).ok_or_else(|| {
+        format!(
+            "--min-tls-version must be TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3, not \"{}\"",
+            args.min_tls_version
+        )
+    })?;
+    if !args.audit && !args.allow_plaintext_from.is_empty() {
+        return Err("--allow-plaintext-from only applies with --audit".into());
+    }
+    let allow_plaintext_from = args
+        .allow_plaintext_from
+        .iter()
+        .map(|c| Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let checks = Checks {
+        plaintext: !args.skip_plaintext_check,
+        scan: match args.scan {
+            Scan::None => None,
+            Scan::Protocols => Some(ScanLevel::Protocols),
+            Scan::Full => Some(ScanLevel::Full),
+        },
+        audit: args.audit,
+        // A capability probe like the scan: skipped with --scan none.
+        direct_tls: args.scan != Scan::None,
+    };
+    let thresholds = Thresholds {
+        warning_days: args.warning_days,
+        critical_days: args.critical_days,
+        min_tls,
+        scan: ScanPolicy {
+            legacy: severity(args.legacy_tls),
+            weak: severity(args.weak_ciphers),
+        },
+        allow_plaintext_from,
+    };
+    Ok(Module {
+        checks,
+        thresholds,
+        timeout: Duration::from_secs_f64(args.timeout),
+    })
+}
+
+/// Loads the trust store and client identity a target names.
+pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
+    let trust = tls::load_trust(&target.sslrootcert).map_err(|e| e.to_string())?;
+    let identity = match (&target.sslcert, &target.sslkey) {
+        (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    Ok(Endpoint {
+        target,
+        trust,
+        identity,
+    })
+}
+
+/// `--legacy-tls`/`--weak-ciphers`: the status an accepted one costs, None to ignore.
+fn severity(s: Severity) -> Option<Status> {
+    match s {
+        Severity::Warning => Some(Status::Warning),
+        Severity::Critical => Some(Status::Critical),
+        Severity::Ignore => None,
+    }
+}
+
+/// An address range for `--allow-plaintext-from`; a bare address is a
+/// single host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let bad = || format!("--allow-plaintext-from: \"{text}\" is not an address or CIDR range");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        // A range inside ::ffff:0:0/96 is its IPv4 range, as clients are
+        // compared (`contains`); other IPv6 ranges never take IPv4 clients.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// IPv4-mapped IPv6 clients (::ffff:a.b.c.d) match IPv4 ranges.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        };
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so the mask is the top `prefix` bits either way.
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0);
+        bits(ip) & mask == bits(self.addr) & mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_ranges() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let host = Cidr::parse("192.0.2.7").unwrap();
+        assert_eq!(host, Cidr::parse("192.0.2.7/32").unwrap());
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(!host.contains("192.0.2.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "fd00::/129", "db.internal", "10.0.0.0/", ""] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A range written as IPv4-mapped IPv6 matches the same clients as the
+    /// IPv4 range, whichever way the server shows their address.
+    #[test]
+    fn cidr_v4_mapped_ranges() {
+        let mapped = Cidr::parse("::ffff:10.1.0.0/112").unwrap();
+        assert_eq!(mapped, Cidr::parse("10.1.0.0/16").unwrap());
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("10.2.0.1".parse().unwrap()));
+        // IPv6 ranges outside ::ffff:0:0/96 never take IPv4 clients.
+        let v6 = Cidr::parse("::/0").unwrap();
+        assert!(!v6.contains("10.1.2.3".parse().unwrap()));
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+    }
+}

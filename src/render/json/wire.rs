@@ -1,0 +1,842 @@
+//! The JSON document's types: the public schema README documents, written
+//! out field by field. Internal types never serialise themselves, so a
+//! renamed fact cannot rename a field here; golden tests pin whole
+//! documents. Add fields, never rename them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
+use crate::facts::audit::{ReloadCheck, TcpSession};
+use crate::facts::{
+    AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl, PlaintextOutcome,
+    ScanLevel, SessionFailure, SslRequestFailure, Stage,
+};
+use crate::policy::audit::{
+    AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
+    SettingsReport,
+};
+use crate::policy::direct::DirectTlsReport;
+use crate::policy::scan::{CipherReport, ScanReport, VersionReport};
+use crate::policy::{describe_handshake, Expiry, Finding, Report, Status};
+
+/// The whole document.
+#[derive(Debug, Serialize)]
+pub struct Document {
+    pub status: &'static str,
+    pub exit_code: u8,
+    pub summary: String,
+    pub target: Option<TargetJson>,
+    pub checks: Vec<CheckJson>,
+    pub tls: Option<TlsJson>,
+    pub certificate: Option<CertificateJson>,
+    pub plaintext: Option<PlaintextJson>,
+    pub direct_tls: Option<DirectTlsJson>,
+    pub failure: Option<FailureJson>,
+    pub timings: Option<TimingsJson>,
+    pub scan: Option<ScanJson>,
+    pub audit: Option<AuditJson>,
+}
+
+impl Document {
+    pub fn new(report: &Report, summary: String) -> Document {
+        let facts = report.facts.as_ref();
+        let target = report.target.as_ref();
+        Document {
+            status: report.status.label(),
+            exit_code: report.status.exit_code(),
+            summary,
+            target: target.map(TargetJson::new),
+            checks: report.findings.iter().map(CheckJson::new).collect(),
+            tls: facts.and_then(TlsJson::new),
+            certificate: facts.and_then(|f| CertificateJson::new(&f.session.chain, f.now, report)),
+            plaintext: facts.and_then(|f| {
+                f.plaintext.as_ref().map(|p| PlaintextJson {
+                    outcome: OutcomeJson::new(&p.outcome),
+                    seconds: p.seconds,
+                })
+            }),
+            direct_tls: report.direct_tls.as_ref().map(DirectTlsJson::new),
+            failure: facts.and_then(|f| {
+                let failure = f.session.failure.as_ref()?;
+                Some(FailureJson::new(failure, target?))
+            }),
+            timings: facts.map(TimingsJson::new),
+            scan: report.scan.as_ref().map(ScanJson::new),
+            audit: report.audit.as_ref().map(AuditJson::new),
+        }
+    }
+}
+
+fn status(s: Status) -> &'static str {
+    s.label()
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetJson {
+    pub host: String,
+    pub hostaddr: Option<String>,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub sslmode: &'static str,
+    pub sslrootcert: String,
+    pub sslcert: Option<String>,
+    pub channel_binding: &'static str,
+    pub application_name: String,
+    pub sslnegotiation: &'static str,
+    pub notes: Vec<String>,
+}
+
+impl TargetJson {
+    fn new(t: &Target) -> TargetJson {
+        TargetJson {
+            host: t.host.clone(),
+            hostaddr: t.hostaddr.map(|a| a.to_string()),
+            port: t.port,
+            user: t.user.clone(),
+            dbname: t.dbname.clone(),
+            sslmode: match t.sslmode {
+                SslMode::VerifyCa => "verify-ca",
+                SslMode::VerifyFull => "verify-full",
+            },
+            sslrootcert: match &t.sslrootcert {
+                RootCerts::File(p) => p.display().to_string(),
+                RootCerts::System => "system".to_string(),
+            },
+            sslcert: t.sslcert.as_ref().map(|p| p.display().to_string()),
+            channel_binding: match t.channel_binding {
+                ChannelBinding::Disable => "disable",
+                ChannelBinding::Prefer => "prefer",
+                ChannelBinding::Require => "require",
+            },
+            application_name: t.application_name.clone(),
+            sslnegotiation: match t.sslnegotiation {
+                SslNegotiation::Postgres => "postgres",
+                SslNegotiation::Direct => "direct",
+            },
+            notes: t.notes.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckJson {
+    pub name: &'static str,
+    pub status: &'static str,
+    pub summary: String,
+}
+
+impl CheckJson {
+    fn new(f: &Finding) -> CheckJson {
+        CheckJson {
+            name: f.check.name(),
+            status: status(f.status),
+            summary: f.summary.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsJson {
+    pub ssl: bool,
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub bits: Option<i32>,
+    pub client_dn: Option<String>,
+    pub client_serial: Option<String>,
+    pub issuer_dn: Option<String>,
+    pub server_version_num: Option<i32>,
+}
+
+impl TlsJson {
+    fn new(facts: &Facts) -> Option<TlsJson> {
+        let s: &PgStatSsl = facts.session.pg_stat_ssl.as_ref()?;
+        Some(TlsJson {
+            ssl: s.ssl,
+            version: s.version.clone(),
+            cipher: s.cipher.clone(),
+            bits: s.bits,
+            client_dn: s.client_dn.clone(),
+            client_serial: s.client_serial.clone(),
+            issuer_dn: s.issuer_dn.clone(),
+            server_version_num: facts.session.server_version_num,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertJson {
+    pub version: u32,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub common_names: Vec<String>,
+    pub san_dns: Vec<String>,
+    pub san_ip: Vec<String>,
+    pub key: String,
+    pub signature_algorithm: String,
+    pub is_ca: bool,
+    pub self_signed: bool,
+    pub sha256_fingerprint: String,
+}
+
+impl CertJson {
+    fn new(c: &CertFacts) -> CertJson {
+        CertJson {
+            version: c.version,
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            serial: c.serial.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            common_names: c.common_names.clone(),
+            san_dns: c.san_dns.clone(),
+            san_ip: c.san_ip.clone(),
+            key: c.key.clone(),
+            signature_algorithm: c.signature_algorithm.clone(),
+            is_ca: c.is_ca,
+            self_signed: c.self_signed,
+            sha256_fingerprint: c.sha256_fingerprint.clone(),
+        }
+    }
+}
+
+/// `"accepted"`, or why not.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Verdict<T> {
+    Accepted(&'static str),
+    Rejected(T),
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertificateJson {
+    pub leaf: CertJson,
+    pub days_left: i64,
+    pub chain: Vec<CertJson>,
+    pub anchor: Option<CertJson>,
+    pub checked_name: Option<String>,
+    pub libpq: Option<Verdict<ProblemJson>>,
+    pub strict: Option<Verdict<String>>,
+    pub strict_only_issues: Vec<String>,
+    pub soonest_expiry: Option<ExpiryJson>,
+}
+
+impl CertificateJson {
+    fn new(chain: &CertChainFacts, now: i64, report: &Report) -> Option<CertificateJson> {
+        let leaf = chain.presented.first()?;
+        Some(CertificateJson {
+            leaf: CertJson::new(leaf),
+            days_left: crate::policy::days_left(leaf.not_after, now),
+            chain: chain.presented.iter().map(CertJson::new).collect(),
+            anchor: chain.anchor.as_ref().map(CertJson::new),
+            checked_name: chain.checked_name.clone(),
+            libpq: chain.libpq.as_ref().map(|v| match v {
+                Ok(()) => Verdict::Accepted("accepted"),
+                Err(p) => Verdict::Rejected(ProblemJson::new(p)),
+            }),
+            strict: chain.strict.as_ref().map(|v| match v {
+                Ok(()) => Verdict::Accepted("accepted"),
+                Err(p) => Verdict::Rejected(p.to_string()),
+            }),
+            strict_only_issues: chain
+                .strict_only_issues
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            soonest_expiry: report.expiry.as_ref().map(ExpiryJson::new),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExpiryJson {
+    pub role: &'static str,
+    pub subject: String,
+    pub not_after: i64,
+    pub days_left: i64,
+}
+
+impl ExpiryJson {
+    fn new(e: &Expiry) -> ExpiryJson {
+        ExpiryJson {
+            role: e.role.name(),
+            subject: e.subject.clone(),
+            not_after: e.not_after,
+            days_left: e.days_left,
+        }
+    }
+}
+
+/// Why libpq's rules refuse the chain: `kind` and its particulars.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProblemJson {
+    UnknownIssuer {
+        detail: String,
+    },
+    Expired {
+        subject: String,
+        not_after: i64,
+    },
+    NotYetValid {
+        subject: String,
+        not_before: i64,
+    },
+    NameMismatch {
+        host: String,
+        presented: Vec<String>,
+    },
+    BadSignature {
+        subject: String,
+    },
+    NotCa {
+        subject: String,
+    },
+    BadPurpose {
+        subject: String,
+        detail: String,
+    },
+    Malformed {
+        detail: String,
+    },
+    UnhandledCriticalExtension {
+        subject: String,
+        oid: String,
+    },
+    NameConstraint {
+        ca: String,
+        name: String,
+        detail: String,
+    },
+}
+
+impl ProblemJson {
+    fn new(p: &CertProblem) -> ProblemJson {
+        match p {
+            CertProblem::UnknownIssuer(why) => ProblemJson::UnknownIssuer {
+                detail: why.to_string(),
+            },
+            CertProblem::Expired { subject, not_after } => ProblemJson::Expired {
+                subject: subject.clone(),
+                not_after: *not_after,
+            },
+            CertProblem::NotYetValid {
+                subject,
+                not_before,
+            } => ProblemJson::NotYetValid {
+                subject: subject.clone(),
+                not_before: *not_before,
+            },
+            CertProblem::NameMismatch { host, presented } => ProblemJson::NameMismatch {
+                host: host.clone(),
+                presented: presented.clone(),
+            },
+            CertProblem::BadSignature { subject } => ProblemJson::BadSignature {
+                subject: subject.clone(),
+            },
+            CertProblem::NotCa { subject } => ProblemJson::NotCa {
+                subject: subject.clone(),
+            },
+            CertProblem::BadPurpose { subject, purpose } => ProblemJson::BadPurpose {
+                subject: subject.clone(),
+                detail: purpose.to_string(),
+            },
+            CertProblem::Malformed { detail } => ProblemJson::Malformed {
+                detail: detail.clone(),
+            },
+            CertProblem::UnhandledCriticalExtension { subject, oid } => {
+                ProblemJson::UnhandledCriticalExtension {
+                    subject: subject.clone(),
+                    oid: oid.clone(),
+                }
+            }
+            CertProblem::NameConstraint { ca, name, breach } => ProblemJson::NameConstraint {
+                ca: ca.clone(),
+                name: name.clone(),
+                detail: breach.to_string(),
+            },
+        }
+    }
+}
+
+fn stage(s: Stage) -> &'static str {
+    match s {
+        Stage::Resolve => "resolve",
+        Stage::TcpConnect => "tcp_connect",
+        Stage::SslRequest => "ssl_request",
+        Stage::TlsHandshake => "tls_handshake",
+        Stage::Authentication => "authentication",
+        Stage::Query => "query",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlaintextJson {
+    pub outcome: OutcomeJson,
+    pub seconds: f64,
+}
+
+/// The plaintext check's first reply: `kind` and its particulars.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutcomeJson {
+    Error {
+        sqlstate: String,
+        severity: String,
+        message: String,
+    },
+    AuthRequested {
+        method: &'static str,
+        mechanisms: Vec<String>,
+    },
+    AuthOk,
+    Closed,
+    NotPostgres {
+        detail: String,
+    },
+    Unreachable {
+        detail: String,
+    },
+    Timeout {
+        stage: &'static str,
+        after_ms: u64,
+    },
+}
+
+impl OutcomeJson {
+    fn new(o: &PlaintextOutcome) -> OutcomeJson {
+        match o {
+            PlaintextOutcome::Error {
+                sqlstate,
+                severity,
+                message,
+            } => OutcomeJson::Error {
+                sqlstate: sqlstate.clone(),
+                severity: severity.clone(),
+                message: message.clone(),
+            },
+            PlaintextOutcome::AuthRequested { method, mechanisms } => OutcomeJson::AuthRequested {
+                method: match method {
+                    AuthRequest::CleartextPassword => "cleartext-password",
+                    AuthRequest::Md5Password => "md5-password",
+                    AuthRequest::Sasl => "sasl",
+                    AuthRequest::Gss => "gss",
+                    AuthRequest::Sspi => "sspi",
+                    AuthRequest::Kerberos => "kerberos",
+                    AuthRequest::Other => "other",
+                },
+                mechanisms: mechanisms.clone(),
+            },
+            PlaintextOutcome::AuthOk => OutcomeJson::AuthOk,
+            PlaintextOutcome::Closed => OutcomeJson::Closed,
+            PlaintextOutcome::NotPostgres(bad) => OutcomeJson::NotPostgres {
+                detail: bad.to_string(),
+            },
+            PlaintextOutcome::Unresolved(f) => OutcomeJson::Unreachable {
+                detail: f.to_string(),
+            },
+            PlaintextOutcome::Unreachable(f) => OutcomeJson::Unreachable {
+                detail: f.to_string(),
+            },
+            PlaintextOutcome::Broken { during, error } => OutcomeJson::Unreachable {
+                detail: format!("{during}: {error}"),
+            },
+            PlaintextOutcome::Timeout { stage: s, after_ms } => OutcomeJson::Timeout {
+                stage: stage(*s),
+                after_ms: *after_ms,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DirectTlsJson {
+    pub supported: Option<bool>,
+    pub detail: String,
+}
+
+impl DirectTlsJson {
+    fn new(r: &DirectTlsReport) -> DirectTlsJson {
+        DirectTlsJson {
+            supported: r.supported,
+            detail: r.detail.clone(),
+        }
+    }
+}
+
+/// Why the verify-full session did not complete: `kind` and particulars.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FailureJson {
+    Resolve {
+        detail: String,
+    },
+    Connect {
+        detail: String,
+    },
+    TlsRefused,
+    NotPostgres {
+        detail: String,
+    },
+    Certificate {
+        problem: ProblemJson,
+    },
+    Tls {
+        detail: String,
+    },
+    Login {
+        sqlstate: Option<String>,
+        detail: String,
+    },
+    Query {
+        sqlstate: Option<String>,
+        detail: String,
+    },
+    Timeout {
+        stage: &'static str,
+        after_ms: u64,
+    },
+    Internal {
+        detail: String,
+    },
+}
+
+impl FailureJson {
+    fn new(f: &SessionFailure, target: &Target) -> FailureJson {
+        match f {
+            SessionFailure::Resolve(r) => FailureJson::Resolve {
+                detail: r.to_string(),
+            },
+            SessionFailure::Connect(c) => FailureJson::Connect {
+                detail: c.to_string(),
+            },
+            SessionFailure::SslRequest(s) => match s {
+                SslRequestFailure::Refused => FailureJson::TlsRefused,
+                SslRequestFailure::Closed | SslRequestFailure::Unexpected(_) => {
+                    FailureJson::NotPostgres {
+                        detail: s.to_string(),
+                    }
+                }
+                SslRequestFailure::Error => FailureJson::Tls {
+                    detail: s.to_string(),
+                },
+                SslRequestFailure::Send(_) | SslRequestFailure::Read(_) => FailureJson::Connect {
+                    detail: s.to_string(),
+                },
+            },
+            SessionFailure::Certificate(p) => FailureJson::Certificate {
+                problem: ProblemJson::new(p),
+            },
+            SessionFailure::Handshake(h) => FailureJson::Tls {
+                detail: describe_handshake(h, target),
+            },
+            SessionFailure::Login { sqlstate, detail } => FailureJson::Login {
+                sqlstate: sqlstate.clone(),
+                detail: detail.clone(),
+            },
+            SessionFailure::Query { sqlstate, detail } => FailureJson::Query {
+                sqlstate: sqlstate.clone(),
+                detail: detail.clone(),
+            },
+            SessionFailure::Timeout { stage: s, after_ms } => FailureJson::Timeout {
+                stage: stage(*s),
+                after_ms: *after_ms,
+            },
+            SessionFailure::Internal(e) => FailureJson::Internal {
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimingsJson {
+    pub connect_seconds: Option<f64>,
+    pub plaintext_seconds: Option<f64>,
+    pub total_seconds: f64,
+}
+
+impl TimingsJson {
+    fn new(f: &Facts) -> TimingsJson {
+        TimingsJson {
+            connect_seconds: f.session.connect_seconds,
+            plaintext_seconds: f.plaintext.as_ref().map(|p| p.seconds),
+            total_seconds: f.total_seconds,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScanJson {
+    pub level: &'static str,
+    pub protocols: Vec<ProtocolJson>,
+    pub ciphers: Option<Vec<CipherJson>>,
+    pub seconds: f64,
+}
+
+impl ScanJson {
+    fn new(s: &ScanReport) -> ScanJson {
+        ScanJson {
+            level: match s.level {
+                ScanLevel::Protocols => "protocols",
+                ScanLevel::Full => "full",
+            },
+            protocols: s.protocols.iter().map(ProtocolJson::new).collect(),
+            ciphers: s
+                .ciphers
+                .as_ref()
+                .map(|c| c.iter().map(CipherJson::new).collect()),
+            seconds: s.seconds,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProtocolJson {
+    pub version: &'static str,
+    pub accepted: Option<bool>,
+    pub detail: String,
+}
+
+impl ProtocolJson {
+    fn new(p: &VersionReport) -> ProtocolJson {
+        ProtocolJson {
+            version: p.version.name(),
+            accepted: p.accepted,
+            detail: p.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CipherJson {
+    pub class: &'static str,
+    pub accepted: Option<bool>,
+    pub chosen: Option<String>,
+    pub informational: bool,
+    pub detail: String,
+}
+
+impl CipherJson {
+    fn new(c: &CipherReport) -> CipherJson {
+        CipherJson {
+            class: c.class.name(),
+            accepted: c.accepted,
+            chosen: c.chosen.clone(),
+            informational: c.informational,
+            detail: c.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditJson {
+    pub settings: Option<SettingsJson>,
+    pub hba_rules: Vec<RuleJson>,
+    pub hba: Option<HbaJson>,
+    pub sessions: Option<SessionsJson>,
+    pub failure: Option<String>,
+}
+
+impl AuditJson {
+    fn new(a: &AuditReport) -> AuditJson {
+        AuditJson {
+            settings: a.settings.as_ref().map(SettingsJson::new),
+            hba_rules: a.hba_rules.iter().map(RuleJson::new).collect(),
+            hba: a.hba.as_ref().map(HbaJson::new),
+            sessions: a.sessions.as_ref().map(SessionsJson::new),
+            failure: a.failure.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsJson {
+    pub status: &'static str,
+    pub values: BTreeMap<String, String>,
+    pub findings: Vec<SettingFindingJson>,
+}
+
+impl SettingsJson {
+    fn new(s: &SettingsReport) -> SettingsJson {
+        SettingsJson {
+            status: status(s.status),
+            values: s.values.clone(),
+            findings: s
+                .findings
+                .iter()
+                .map(|f: &SettingFinding| SettingFindingJson {
+                    setting: f.setting.clone(),
+                    value: f.value.clone(),
+                    status: status(f.status),
+                    reason: f.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingFindingJson {
+    pub setting: String,
+    pub value: Option<String>,
+    pub status: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleJson {
+    pub file: String,
+    pub line: Option<i32>,
+    pub status: &'static str,
+    pub reason: String,
+    pub rule: Option<String>,
+}
+
+impl RuleJson {
+    fn new(f: &RuleFinding) -> RuleJson {
+        RuleJson {
+            file: f.file.clone(),
+            line: f.line,
+            status: status(f.status),
+            reason: f.reason.clone(),
+            rule: f.rule.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct HbaJson {
+    pub status: &'static str,
+    pub file: String,
+    pub rules: usize,
+    pub catch_all_reject: CatchAllJson,
+    pub reload: ReloadJson,
+    pub differs_from_running: Option<bool>,
+}
+
+impl HbaJson {
+    fn new(h: &HbaReport) -> HbaJson {
+        HbaJson {
+            status: status(h.status),
+            file: h.file.clone(),
+            rules: h.rules,
+            catch_all_reject: CatchAllJson {
+                ipv4: h.catch_all_reject.ipv4,
+                ipv6: h.catch_all_reject.ipv6,
+            },
+            reload: ReloadJson::new(&h.reload),
+            differs_from_running: h.differs_from_running,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CatchAllJson {
+    pub ipv4: Option<i32>,
+    pub ipv6: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReloadJson {
+    Checked {
+        file_modified: f64,
+        loaded: f64,
+        pending: bool,
+    },
+    NotChecked {
+        reason: String,
+    },
+    NotRun,
+}
+
+impl ReloadJson {
+    fn new(r: &ReloadCheck) -> ReloadJson {
+        match r {
+            ReloadCheck::Checked {
+                file_modified,
+                loaded,
+                pending,
+            } => ReloadJson::Checked {
+                file_modified: *file_modified,
+                loaded: *loaded,
+                pending: *pending,
+            },
+            ReloadCheck::NotChecked(why) => ReloadJson::NotChecked {
+                reason: why.to_string(),
+            },
+            ReloadCheck::NotRun => ReloadJson::NotRun,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionsJson {
+    pub status: &'static str,
+    pub total: usize,
+    pub tls: usize,
+    pub gss: usize,
+    pub plaintext: usize,
+    pub plaintext_allowed: usize,
+    pub plaintext_sessions: Vec<PlaintextSessionJson>,
+}
+
+impl SessionsJson {
+    fn new(s: &SessionsReport) -> SessionsJson {
+        SessionsJson {
+            status: status(s.status),
+            total: s.total,
+            tls: s.tls,
+            gss: s.gss,
+            plaintext: s.plaintext,
+            plaintext_allowed: s.plaintext_allowed,
+            plaintext_sessions: s
+                .plaintext_sessions
+                .iter()
+                .map(PlaintextSessionJson::new)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlaintextSessionJson {
+    pub pid: i32,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub client_addr: Option<String>,
+    pub application_name: Option<String>,
+    pub backend_type: Option<String>,
+    pub ssl: Option<bool>,
+    pub tls_version: Option<String>,
+    pub gss_encrypted: Option<bool>,
+    pub replication: bool,
+    pub allowed: bool,
+    pub status: &'static str,
+}
+
+impl PlaintextSessionJson {
+    fn new(p: &PlaintextSession) -> PlaintextSessionJson {
+        let s: &TcpSession = &p.session;
+        PlaintextSessionJson {
+            pid: s.pid,
+            user: s.user.clone(),
+            database: s.database.clone(),
+            client_addr: s.client_addr.clone(),
+            application_name: s.application_name.clone(),
+            backend_type: s.backend_type.clone(),
+            ssl: s.ssl,
+            tls_version: s.tls_version.clone(),
+            gss_encrypted: s.gss_encrypted,
+            replication: p.replication,
+            allowed: p.allowed,
+            status: status(p.status),
+        }
+    }
+}
