@@ -302,14 +302,15 @@ pub mod pki {
     }
 
     /// Everything the verifier would record, judged at `now` (Unix seconds).
-    pub fn judge_at(
-        chain: &[CertificateDer<'static>],
-        trust: &TrustStore,
-        mode: SslMode,
-        host: &str,
-        now: i64,
-    ) -> CertChainFacts {
-        crate::tls::judge_chain(chain, trust, mode, host, now)
+    pub(crate) use crate::tls::judge_chain as judge_at;
+
+    /// The strict-only issues in words.
+    pub fn issues(facts: &CertChainFacts) -> Vec<String> {
+        facts
+            .strict_only_issues
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     pub fn judge(

@@ -269,51 +269,34 @@ fn ssl_off_is_tls_refused() {
         .expect_failure("tls_refused");
 }
 
-/// Scenario 6: The leaf expired yesterday.
+/// Scenarios 6 to 9, one server: the leaf swapped (and the server
+/// reloaded) for each validity window, from the same CA.
+/// 6: expired yesterday; 7: expires in 10 days (inside the 30-day warning,
+/// outside the 7-day critical); 8: expires in 3 days (inside the critical
+/// threshold); 9: notBefore two days ahead.
 #[test]
-fn expired_certificate_is_critical() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::window(-60, -1), |_| {}) else {
+fn certificate_validity_windows() {
+    let ca = Ca::root("pg-tls-probe test CA");
+    let leaf = |validity| tls(&ca, ca.server(GOOD_NAMES, validity));
+    let Some(server) = Server::start(&ServerSpec::article(leaf(Validity::window(-60, -1)))) else {
         return;
     };
-    Probe::server(&server, &root)
-        .run()
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    let probe = || Probe::server(&server, &root).run();
+    probe()
         .expect_exit(2)
         .expect_failure("certificate")
         .expect_at("/failure/problem/kind", "expired");
-}
-
-/// Scenario 7: Expires in 10 days: inside the 30-day warning, outside the 7-day critical.
-#[test]
-fn certificate_expiring_in_10_days_warns() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::window(-1, 10), |_| {}) else {
-        return;
-    };
-    Probe::server(&server, &root)
-        .run()
+    server.replace_tls(&leaf(Validity::window(-1, 10)));
+    probe()
         .expect_exit(1)
         .expect_check("certificate_expiry", "WARNING");
-}
-
-/// Scenario 8: Expires in 3 days: inside the 7-day critical threshold.
-#[test]
-fn certificate_expiring_in_3_days_is_critical() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::window(-1, 3), |_| {}) else {
-        return;
-    };
-    Probe::server(&server, &root)
-        .run()
+    server.replace_tls(&leaf(Validity::window(-1, 3)));
+    probe()
         .expect_exit(2)
         .expect_check("certificate_expiry", "CRITICAL");
-}
-
-/// Scenario 9: notBefore is two days ahead.
-#[test]
-fn not_yet_valid_certificate_is_critical() {
-    let Some((server, root)) = start(GOOD_NAMES, Validity::window(2, 365), |_| {}) else {
-        return;
-    };
-    Probe::server(&server, &root)
-        .run()
+    server.replace_tls(&leaf(Validity::window(2, 365)));
+    probe()
         .expect_exit(2)
         .expect_failure("certificate")
         .expect_at("/failure/problem/kind", "not_yet_valid");

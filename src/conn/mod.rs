@@ -124,6 +124,43 @@ impl std::fmt::Display for UsageError {
     }
 }
 
+/// The largest file the probe reads as input: CA bundles (a system
+/// bundle is ~200 KiB), keys, the password file. Bigger is a mistake.
+pub const MAX_INPUT_FILE: u64 = 8 * 1024 * 1024;
+
+/// Why an input file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailure {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("larger than {MAX_INPUT_FILE} bytes")]
+    TooLarge,
+}
+
+/// Reads a regular file of at most [`MAX_INPUT_FILE`] bytes. A FIFO,
+/// device or endless file named by mistake would otherwise block or grow
+/// before the run's deadline starts to count.
+pub fn read_input_file(path: &Path) -> Result<Vec<u8>, ReadFailure> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(ReadFailure::Io)?;
+    if !meta.is_file() {
+        return Err(ReadFailure::NotAFile);
+    }
+    if meta.len() > MAX_INPUT_FILE {
+        return Err(ReadFailure::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes))
+        .map_err(ReadFailure::Io)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(ReadFailure::TooLarge);
+    }
+    Ok(bytes)
+}
+
 /// Resolves flags, connection string, environment and password file.
 ///
 /// `env` looks up an environment variable; `home` is the user's home
@@ -246,7 +283,10 @@ fn finish(
                 dbname: &dbname,
                 user: &user,
             };
-            file.and_then(|file| pgpass::lookup(&file, want, &mut notes))
+            match file {
+                Some(file) => pgpass::lookup(&file, want, &mut notes)?,
+                None => None,
+            }
         }
     };
 
@@ -337,6 +377,10 @@ fn parse_hostaddr(value: Option<&str>) -> Result<Option<(IpAddr, String)>, Usage
     }
 }
 
+/// The longest `host` taken (RFC 1035: 253 characters, plus room for a
+/// trailing dot and an IPv6 literal with a zone).
+const MAX_HOST_LEN: usize = 255;
+
 /// The name the certificate is checked against. libpq refuses verify-full
 /// with only a hostaddr ("host name must be specified for a verified SSL
 /// connection"), and so does the probe; under verify-ca the address stands
@@ -351,6 +395,14 @@ fn resolve_host(
     let addr = hostaddr.as_ref().map(|(addr, _)| *addr);
     if let Some(host) = host {
         one_host_only("host", host)?;
+        // No name resolves past this, and a TLS name (SNI) field cannot
+        // hold much more: refused rather than cut or sent.
+        if host.len() > MAX_HOST_LEN {
+            return Err(UsageError(format!(
+                "host name of {} bytes: a DNS name has at most 253 characters (the limit here is {MAX_HOST_LEN})",
+                host.len()
+            )));
+        }
         if host.starts_with('/') || host.starts_with('@') {
             return Err(UsageError(format!(
                 "host \"{host}\" is a Unix-domain socket; TLS needs a TCP host name or IP address"
@@ -1194,5 +1246,27 @@ db.example:6432:app:alice:right
             let e = err(conninfo(s), &[]);
             assert!(!e.contains("hunter"), "{s}: {e}");
         }
+    }
+
+    /// An absurd host name is refused before anything is sent, without
+    /// echoing it.
+    #[test]
+    fn over_long_host_is_refused() {
+        let host = "a".repeat(300);
+        let e = err(
+            Flags {
+                host: Some(host.clone()),
+                ..Flags::default()
+            },
+            &[],
+        );
+        assert!(e.starts_with("host name of 300 bytes"), "{e}");
+        assert!(!e.contains(&host));
+        assert_eq!(
+            ok(Flags::default(), &[("PGHOST", &"a".repeat(255))])
+                .host
+                .len(),
+            255
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use super::Secret;
+use super::{read_input_file, ReadFailure, Secret, UsageError};
 
 /// The connection a password is looked up for.
 #[derive(Debug, Clone, Copy)]
@@ -25,22 +25,30 @@ pub(crate) struct Lookup<'a> {
 /// Returns the password of the first matching line of the file at `path`.
 ///
 /// A missing file is normal and silent; any other reason for not using the
-/// file is pushed to `notes` (never the file's contents).
-pub(crate) fn lookup(path: &Path, want: Lookup<'_>, notes: &mut Vec<String>) -> Option<Secret> {
+/// file is pushed to `notes` (never the file's contents), as libpq skips
+/// such a file. A file larger than [`super::MAX_INPUT_FILE`] is refused instead:
+/// reading gigabytes before the deadline starts would stall the run, and
+/// skipping it would turn a broken setup into a login failure blamed on
+/// the server.
+pub(crate) fn lookup(
+    path: &Path,
+    want: Lookup<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Secret>, UsageError> {
     let shown = path.display();
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             notes.push(format!("password file \"{shown}\" ignored: {e}"));
-            return None;
+            return Ok(None);
         }
     };
     if !meta.is_file() {
         notes.push(format!(
             "password file \"{shown}\" ignored: it is not a plain file"
         ));
-        return None;
+        return Ok(None);
     }
     #[cfg(unix)]
     {
@@ -51,18 +59,25 @@ pub(crate) fn lookup(path: &Path, want: Lookup<'_>, notes: &mut Vec<String>) -> 
                 "password file \"{shown}\" ignored: it has group or world access (mode {:04o}); permissions should be u=rw (0600) or less",
                 mode & 0o7777
             ));
-            return None;
+            return Ok(None);
         }
     }
-    let contents = match fs::read(path) {
+    let contents = match read_input_file(path) {
         Ok(contents) => contents,
+        Err(why @ ReadFailure::TooLarge) => {
+            return Err(UsageError(format!(
+                "password file \"{shown}\" not read: {why}"
+            )))
+        }
         Err(e) => {
             notes.push(format!("password file \"{shown}\" ignored: {e}"));
-            return None;
+            return Ok(None);
         }
     };
-    let password = find(&contents, want)?;
-    match String::from_utf8(password) {
+    let Some(password) = find(&contents, want) else {
+        return Ok(None);
+    };
+    Ok(match String::from_utf8(password) {
         // libpq treats an empty password as none.
         Ok(p) if p.is_empty() => None,
         Ok(p) => Some(Secret(p)),
@@ -72,7 +87,7 @@ pub(crate) fn lookup(path: &Path, want: Lookup<'_>, notes: &mut Vec<String>) -> 
             ));
             None
         }
-    }
+    })
 }
 
 /// The (unescaped) password of the first line matching `want`.
@@ -242,7 +257,10 @@ db.example:5432:app:alice:first
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(dir.path(), "*:*:*:*:pw\n", 0o600);
         let mut notes = Vec::new();
-        assert_eq!(lookup(&path, WANT, &mut notes), Some(Secret("pw".into())));
+        assert_eq!(
+            lookup(&path, WANT, &mut notes),
+            Ok(Some(Secret("pw".into())))
+        );
         assert!(notes.is_empty());
     }
 
@@ -253,7 +271,7 @@ db.example:5432:app:alice:first
         for mode in [0o644, 0o640, 0o604, 0o610] {
             let path = write_file(dir.path(), "*:*:*:*:pw\n", mode);
             let mut notes = Vec::new();
-            assert_eq!(lookup(&path, WANT, &mut notes), None, "mode {mode:o}");
+            assert_eq!(lookup(&path, WANT, &mut notes), Ok(None), "mode {mode:o}");
             assert_eq!(notes.len(), 1);
             assert!(notes[0].contains("group or world access"), "{}", notes[0]);
             assert!(!notes[0].contains("pw\n"));
@@ -264,7 +282,7 @@ db.example:5432:app:alice:first
     fn missing_file_is_silent() {
         let dir = tempfile::tempdir().unwrap();
         let mut notes = Vec::new();
-        assert_eq!(lookup(&dir.path().join("nope"), WANT, &mut notes), None);
+        assert_eq!(lookup(&dir.path().join("nope"), WANT, &mut notes), Ok(None));
         assert!(notes.is_empty());
     }
 
@@ -272,7 +290,7 @@ db.example:5432:app:alice:first
     fn directory_is_ignored_with_note() {
         let dir = tempfile::tempdir().unwrap();
         let mut notes = Vec::new();
-        assert_eq!(lookup(dir.path(), WANT, &mut notes), None);
+        assert_eq!(lookup(dir.path(), WANT, &mut notes), Ok(None));
         assert!(notes[0].contains("not a plain file"), "{notes:?}");
     }
 
@@ -280,6 +298,22 @@ db.example:5432:app:alice:first
     fn empty_password_counts_as_none() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(dir.path(), "*:*:*:*:\n", 0o600);
-        assert_eq!(lookup(&path, WANT, &mut Vec::new()), None);
+        assert_eq!(lookup(&path, WANT, &mut Vec::new()), Ok(None));
+    }
+
+    /// A password file of gigabytes would be read before the deadline
+    /// starts: refused at once, naming the file, before any connection.
+    #[test]
+    fn oversized_file_is_refused_unread() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgpass");
+        let file = fs::File::create(&path).unwrap();
+        // Sparse: no disk is used, but the length is past the cap.
+        file.set_len(super::super::MAX_INPUT_FILE + 1).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut notes = Vec::new();
+        let err = lookup(&path, WANT, &mut notes).unwrap_err();
+        assert!(err.0.contains("pgpass\" not read: larger than"), "{err}");
     }
 }

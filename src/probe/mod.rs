@@ -277,4 +277,39 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(1);
         assert_send(async move { run_all(&checks, &endpoint, deadline).await });
     }
+
+    /// And it runs there: spawned on worker threads, against a closed port.
+    #[test]
+    fn run_all_runs_spawned_on_a_multi_thread_runtime() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut endpoint = crate::fixtures::endpoint();
+        endpoint.target.host = "127.0.0.1".into();
+        endpoint.target.port = port;
+        let checks = Checks {
+            plaintext: true,
+            scan: Some(ScanLevel::Protocols),
+            audit: false,
+            direct_tls: true,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let run = async move { run_all(&checks, &endpoint, deadline).await };
+        let facts = runtime.block_on(async { tokio::spawn(run).await }).unwrap();
+        assert!(
+            matches!(facts.session.failure, Some(SessionFailure::Connect(_))),
+            "{:?}",
+            facts.session.failure
+        );
+        assert!(matches!(
+            facts.plaintext.map(|p| p.outcome),
+            Some(PlaintextOutcome::Unreachable(_))
+        ));
+    }
 }

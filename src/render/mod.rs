@@ -19,11 +19,23 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// The longest text of Nagios's first line, before the perfdata: peer
+/// text (a 16 KB certificate subject, a server's 1 MB error message) is cut
+/// there, so the status and the perfdata always fit a monitoring log.
+pub const STATUS_LINE_MAX: usize = 500;
+
+/// The longest any other line of line-oriented output gets (characters).
+pub const LINE_MAX: usize = 1000;
+
 /// Makes text safe for a line-oriented output: control characters (a
 /// newline in a certificate subject or a server message would forge a line
-/// of Nagios output) are shown escaped.
+/// of Nagios output) are shown escaped, and the result is cut at [`LINE_MAX`].
 pub fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    cut(&escape_controls(text), LINE_MAX)
+}
+
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * LINE_MAX));
     for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
@@ -32,6 +44,14 @@ pub fn one_line(text: &str) -> String {
         }
     }
     out
+}
+
+/// `text` cut to `max` characters, "…" marking the cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// One line saying what matters most: on success the key facts, otherwise
@@ -138,6 +158,36 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
                 "peer text not clipped: {} bytes",
                 out.len()
             );
+        }
+    }
+
+    /// A 16 KB subject in the verdict and a 1 MB server message: the status
+    /// line stays within its cap with the perfdata whole after it, and no
+    /// line of any line format runs past its cap.
+    #[test]
+    fn peer_text_is_cut_to_the_documented_lengths() {
+        let mut facts = healthy();
+        let subject = format!("CN={}", "s".repeat(16 * 1024));
+        facts.session.chain.presented[0].subject = subject.clone();
+        facts.session.chain.libpq = Some(Err(crate::facts::CertProblem::Expired {
+            subject,
+            not_after: 0,
+        }));
+        facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Error {
+            sqlstate: "XX000".into(),
+            severity: "FATAL".into(),
+            message: "m".repeat(1 << 20),
+        };
+        let report = evaluate(facts, target(), thresholds());
+        let nagios = render(&report, Format::Nagios);
+        let first = nagios.lines().next().unwrap();
+        let (text, perf) = first.split_once(" | ").unwrap();
+        assert!(text.chars().count() <= "PGTLS CRITICAL: ".len() + STATUS_LINE_MAX + 1);
+        assert!(perf.starts_with("cert_days_left=") && perf.ends_with("total_time=0.005000s"));
+        for format in [Format::Nagios, Format::Text] {
+            let out = render(&report, format);
+            let longest = out.lines().map(|l| l.chars().count()).max().unwrap();
+            assert!(longest <= LINE_MAX + 40, "{format:?}: a line of {longest}");
         }
     }
 

@@ -6,10 +6,14 @@ use std::fmt::Write;
 use crate::policy::Report;
 
 pub fn render(report: &Report) -> String {
+    let text = super::cut(
+        &super::one_line(&super::summary(report)),
+        super::STATUS_LINE_MAX,
+    );
     let mut out = format!(
         "PGTLS {}: {}",
         report.status.label(),
-        super::one_line(&super::summary(report)).replace('|', "/")
+        text.replace('|', "/")
     );
     let perf = perfdata(report);
     if !perf.is_empty() {

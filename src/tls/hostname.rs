@@ -331,11 +331,7 @@ mod tests {
         assert_eq!(facts.libpq, Some(Ok(())));
         assert!(matches!(facts.strict, Some(Err(_))));
         assert_eq!(
-            facts
-                .strict_only_issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            issues(&facts),
             vec![
                 "host name only in the CN, not in subjectAltName (strict verifiers ignore the CN)"
                     .to_string()
@@ -347,11 +343,7 @@ mod tests {
         let facts = judge(&no_san, &store, "db.internal");
         assert_eq!(facts.libpq, Some(Ok(())));
         assert_eq!(
-            facts
-                .strict_only_issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            issues(&facts),
             vec![
                 "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"
                     .to_string()

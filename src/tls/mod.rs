@@ -23,7 +23,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::conn::{RootCerts, SslMode, UsageError};
+use crate::conn::{self, RootCerts, SslMode, UsageError};
 use crate::facts::{CertChainFacts, HandshakeProgress, TrustSource};
 
 use chain::Anchor;
@@ -141,14 +141,24 @@ fn der_sequence(contents: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A certificate of sslrootcert that does not parse (1-based position).
+#[derive(Debug, thiserror::Error)]
+#[error("certificate {position} does not parse: {reason}")]
+pub struct UnparsableAnchor {
+    position: usize,
+    reason: String,
+}
+
 /// Builds the store from certificates (already read from the PEM file).
 pub(crate) fn trust_from_certificates(
     certs: Vec<CertificateDer<'static>>,
-) -> Result<TrustStore, String> {
+) -> Result<TrustStore, UnparsableAnchor> {
     let mut anchors = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
-        let parsed = crate::certs::parse(der)
-            .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
+        let parsed = crate::certs::parse(der).map_err(|reason| UnparsableAnchor {
+            position: i + 1,
+            reason,
+        })?;
         anchors.push(Anchor {
             subject: parsed.subject().as_raw().to_vec(),
             spki: parsed.public_key().raw.to_vec(),
@@ -165,31 +175,14 @@ pub(crate) fn trust_from_certificates(
     })
 }
 
-/// The largest CA bundle or key file read; system bundles are ~200 KiB.
-const MAX_PEM_FILE: u64 = 8 * 1024 * 1024;
-
-/// Reads a regular file of bounded size. A FIFO, device or endless file
-/// named by mistake would otherwise block or grow before the deadline
-/// starts to count.
+/// Reads sslrootcert, sslcert or sslkey, bounded (see [`conn::read_input_file`]).
 fn read_small_file(path: &Path, option: &str) -> Result<Vec<u8>, UsageError> {
-    use std::io::Read;
-    let shown = path.display();
-    let fail = |why: String| UsageError(format!("cannot read {option} \"{shown}\": {why}"));
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".to_string()));
-    }
-    if meta.len() > MAX_PEM_FILE {
-        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > MAX_PEM_FILE {
-        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
-    }
-    Ok(bytes)
+    conn::read_input_file(path).map_err(|why| {
+        UsageError(format!(
+            "cannot read {option} \"{}\": {why}",
+            path.display()
+        ))
+    })
 }
 
 /// All certificates in a PEM file; errors name the file and the option.

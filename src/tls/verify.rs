@@ -459,11 +459,7 @@ mod tests {
         );
         assert!(matches!(facts.strict, Some(Err(_))), "{:?}", facts.strict);
         assert_eq!(
-            facts
-                .strict_only_issues
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            issues(&facts),
             vec![
                 "X.509 v1 certificate (strict verifiers parse only v3)".to_string(),
                 "no subjectAltName; host name only in the CN (strict verifiers ignore the CN)"

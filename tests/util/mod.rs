@@ -8,8 +8,6 @@
 //! sets; [`Outcome`] asserts on the result and, on failure, prints
 //! everything the binary said.
 
-#![allow(dead_code)] // each test module uses a different part
-
 pub mod fake;
 pub mod pg;
 pub mod pki;

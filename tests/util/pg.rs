@@ -778,6 +778,26 @@ impl Server {
         self.path("ssl").join("ca.crt")
     }
 
+    /// Serves `tls` from now on: the files are replaced and the server
+    /// reloaded, and this returns once a new backend reports the new
+    /// configuration load. The postmaster reloads its SSL context in the
+    /// same step as the configuration, before it accepts the next
+    /// connection, so every connection after this sees the new certificate.
+    pub fn replace_tls(&self, tls: &ServerTls) {
+        let ssl = self.path("ssl");
+        write_file(&ssl.join("server.crt"), &tls.cert_chain_pem, 0o644, true);
+        write_file(&ssl.join("server.key"), &tls.key_pem, 0o600, true);
+        write_file(&ssl.join("ca.crt"), &tls.ca_pem, 0o644, true);
+        let before = self.psql("SELECT pg_conf_load_time()");
+        self.psql("SELECT pg_reload_conf()");
+        self.poll("SELECT pg_conf_load_time()", |now| now != before);
+        assert!(
+            !self.log().contains("SSL configuration was not reloaded"),
+            "the server kept its old certificate:\n{}",
+            self.log()
+        );
+    }
+
     /// Replaces pg_hba.conf without reloading and sets its mtime, so a test
     /// can put it after the last configuration load (pg_stat_file reports
     /// whole seconds) without sleeping.

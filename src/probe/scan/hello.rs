@@ -485,4 +485,21 @@ mod tests {
             })
         );
     }
+
+    /// A length that does not fit its field is an error, never a cut.
+    #[test]
+    fn over_long_fields_are_refused_not_truncated() {
+        let long = "a".repeat(70_000);
+        assert!(client_hello(TlsVersion::Tls12, &[0x000a], Some(&long), None, &[0; 32]).is_err());
+        let alpn = [b'x'; 300];
+        assert!(client_hello(TlsVersion::Tls12, &[0x000a], None, Some(&alpn), &[0; 32]).is_err());
+        assert!(client_hello(
+            TlsVersion::Tls12,
+            &[0x000a],
+            Some(&"a".repeat(255)),
+            None,
+            &[0; 32]
+        )
+        .is_ok());
+    }
 }
