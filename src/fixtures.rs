@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::{
     CertChainFacts, CertFacts, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome, SessionFacts,
-    TlsVersion,
+    TlsVersion, WireRecord,
 };
 use crate::policy::{scan, Thresholds};
 use crate::probe::{Endpoint, ProbeCtx};
@@ -81,6 +81,7 @@ pub fn healthy() -> Facts {
             failure: None,
             audit: None,
             direct_tls: None,
+            wire: WireRecord::default(),
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {

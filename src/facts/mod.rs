@@ -10,6 +10,7 @@
 pub mod audit;
 mod cert;
 mod scan;
+mod wire;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use scan::{
     describe_alert, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass, HangUp,
     ProtocolAttempt, RecordFault, Refusal, ScanFacts, ScanLevel, Undecided,
 };
+pub use wire::{AuthRequestSeen, Overrun, WireRecord, MAX_MESSAGE, MAX_SESSION_BYTES};
 
 /// Protocol versions, oldest first, in PostgreSQL's spelling
 /// (ssl_min_protocol_version, pg_stat_ssl): the one enum for the session,
@@ -280,6 +282,8 @@ pub enum SessionFailure {
         stage: Stage,
         after_ms: u64,
     },
+    /// The server sent more than the probe reads (see [`Overrun`]).
+    Overrun(Overrun),
     /// The probe itself could not run the check.
     Internal(InternalError),
 }
@@ -311,6 +315,8 @@ pub struct SessionFacts {
     /// What the session's own handshake showed of direct TLS, when it
     /// negotiated that way.
     pub direct_tls: Option<DirectTlsFacts>,
+    /// The protocol after the handshake, as the wire tap saw it.
+    pub wire: WireRecord,
 }
 
 /// Authentication method a server asked for.

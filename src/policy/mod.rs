@@ -295,6 +295,7 @@ pub fn describe_failure(failure: &SessionFailure, target: &Target) -> String {
             stage.describe(),
             *after_ms as f64 / 1000.0
         ),
+        SessionFailure::Overrun(overrun) => format!("session ended: {overrun}"),
     }
 }
 

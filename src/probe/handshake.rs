@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 use tokio_rustls::client::TlsStream;
 
+use super::wire::{self, Tap};
 use crate::conn::SslNegotiation;
 use crate::facts::{HandshakeFailure, IoFailure};
 use crate::tls::{self, Recorder};
@@ -74,8 +75,21 @@ pub async fn connect(
     Ok(session)
 }
 
-/// A TLS session the probe established, as tokio-postgres's stream type.
-pub struct Established(pub TlsStream<TcpStream>);
+/// A TLS session the probe established, as tokio-postgres's stream type,
+/// with the wire tap (wire.rs) on both directions.
+pub struct Established {
+    tls: TlsStream<TcpStream>,
+    tap: Tap,
+}
+
+impl Established {
+    pub fn new(tls: TlsStream<TcpStream>, recorder: wire::Recorder) -> Established {
+        Established {
+            tls,
+            tap: Tap::new(recorder),
+        }
+    }
+}
 
 impl tokio_postgres::tls::TlsStream for Established {
     /// `tls-server-end-point` (RFC 5929): a hash of the server's certificate
@@ -85,7 +99,7 @@ impl tokio_postgres::tls::TlsStream for Established {
     /// `-PLUS`, and `channel_binding=require` fails, as with tokio-postgres-rustls.
     fn channel_binding(&self) -> ChannelBinding {
         let Some(leaf) = self
-            .0
+            .tls
             .get_ref()
             .1
             .peer_certificates()
@@ -105,31 +119,47 @@ impl tokio_postgres::tls::TlsStream for Established {
 }
 
 impl AsyncRead for Established {
+    /// Reads, then lets the tap see (and bound) what arrived.
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.tls).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(
+                this.tap
+                    .read(&buf.filled()[before..])
+                    .map_err(|overrun| io::Error::new(io::ErrorKind::InvalidData, overrun)),
+            ),
+            other => other,
+        }
     }
 }
 
 impl AsyncWrite for Established {
+    /// Writes, then lets the tap see what went out.
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.tls).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            this.tap.write(&buf[..n]);
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.tls).poll_flush(cx)
     }
 
     /// Sends close_notify, so the server logs no "unexpected EOF".
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.tls).poll_shutdown(cx)
     }
 }
 

@@ -15,6 +15,7 @@ mod handshake;
 mod plaintext;
 mod scan;
 mod session;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

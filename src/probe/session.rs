@@ -24,7 +24,7 @@ use tokio_postgres::config::{
 use tokio_postgres::SimpleQueryMessage;
 
 use super::handshake::{self, AlreadyEstablished, Established};
-use super::{connect_any, ProbeCtx};
+use super::{connect_any, wire, ProbeCtx};
 use crate::conn::{ChannelBinding, SslNegotiation};
 use crate::facts::{
     DirectTlsFacts, HandshakeProgress, InternalError, PgStatSsl, SessionFacts, SessionFailure,
@@ -58,8 +58,10 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
             return facts;
         }
     };
+    let tap = wire::Recorder::default();
     let result = async {
-        let (client, connection) = login(ctx, config, &recorder, &mut facts.direct_tls).await?;
+        let (client, connection) =
+            login(ctx, config, &recorder, &tap, &mut facts.direct_tls).await?;
         facts.connect_seconds = Some(ctx.started.elapsed().as_secs_f64());
         let rows = ctx
             .within_run(client.simple_query(STAT_SSL_QUERY))
@@ -83,7 +85,12 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
         read
     }
     .await;
-    facts.failure = result.err();
+    facts.wire = tap.snapshot();
+    // A bound the tap hit is why whatever failed failed.
+    facts.failure = match (result.err(), facts.wire.overrun) {
+        (Some(_), Some(overrun)) => Some(SessionFailure::Overrun(overrun)),
+        (failure, _) => failure,
+    };
     facts.chain = recorder.facts();
     facts
 }
@@ -111,6 +118,7 @@ async fn login(
     ctx: &ProbeCtx<'_>,
     config: rustls::ClientConfig,
     recorder: &Recorder,
+    tap: &wire::Recorder,
     direct_tls: &mut Option<DirectTlsFacts>,
 ) -> Result<Login, SessionFailure> {
     let target = ctx.target();
@@ -174,7 +182,7 @@ async fn login(
     let (client, connection) = step(
         ctx,
         Stage::Authentication,
-        pg.connect_raw(Established(session), AlreadyEstablished),
+        pg.connect_raw(Established::new(session, tap.clone()), AlreadyEstablished),
     )
     .await?
     .map_err(|e| connect_failure(&e))?;

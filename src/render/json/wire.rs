@@ -501,6 +501,9 @@ pub enum FailureJson {
         stage: &'static str,
         after_ms: u64,
     },
+    TooLarge {
+        detail: String,
+    },
     Internal {
         detail: String,
     },
@@ -546,6 +549,9 @@ impl FailureJson {
             SessionFailure::Timeout { stage: s, after_ms } => FailureJson::Timeout {
                 stage: stage(*s),
                 after_ms: *after_ms,
+            },
+            SessionFailure::Overrun(o) => FailureJson::TooLarge {
+                detail: o.to_string(),
             },
             SessionFailure::Internal(e) => FailureJson::Internal {
                 detail: e.to_string(),
