@@ -102,6 +102,17 @@ pub struct Args {
     #[arg(long, value_name = "CIDR")]
     pub allow_plaintext_from: Vec<String>,
 
+    /// Probe every service of the service files whose name matches this
+    /// shell pattern ('*' for all); repeatable. One run, one report per
+    /// service, the worst status as the exit code.
+    #[arg(long, value_name = "PATTERN")]
+    pub services: Vec<String>,
+
+    /// In a run over several targets (--services, or a host list), at most
+    /// this many are probed at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     pub format: Format,

@@ -11,6 +11,7 @@ pub mod certs;
 pub mod cli;
 pub mod conn;
 pub mod facts;
+pub mod fleet;
 pub mod hex;
 pub mod plan;
 pub mod policy;
@@ -22,25 +23,55 @@ pub mod tls;
 mod fixtures;
 
 use crate::plan::Plan;
-use crate::policy::Report;
+use crate::policy::fleet::FleetReport;
+use crate::policy::{Report, Status};
 
-/// Probes and judges one planned run on a runtime of its own.
-pub fn check(plan: Plan) -> Report {
-    // One thread is plenty for a handful of sockets, and keeps memory low.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return Report::unusable(format!("cannot start the async runtime: {e}")),
+/// What a run found: one report, or one per target of a fleet.
+#[derive(Debug)]
+pub enum Outcome {
+    Single(Report),
+    Fleet(FleetReport),
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Single(r) => r.status,
+            Outcome::Fleet(f) => f.status,
+        }
+    }
+}
+
+/// Probes and judges a planned run on a runtime of its own: one thread for
+/// a single target (a handful of sockets; keeps memory low), a worker per
+/// core for a fleet (TLS and SCRAM are CPU work).
+pub fn check(plan: Plan) -> Outcome {
+    let runtime = match &plan {
+        Plan::Single(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Plan::Fleet(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     };
-    let facts = runtime.block_on(probe::run_all(
-        &plan.module.checks,
-        &plan.endpoint,
-        plan.deadline,
-    ));
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            return Outcome::Single(Report::unusable(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
+    };
+    let outcome = match plan {
+        Plan::Single(single) => Outcome::Single(runtime.block_on(fleet::check(
+            &single.module,
+            &single.endpoint,
+            single.deadline,
+        ))),
+        Plan::Fleet(fleet) => Outcome::Fleet(runtime.block_on(fleet::run(&fleet))),
+    };
     // Do not wait for stragglers (a blocked name lookup, a session closing):
     // the deadline has been honoured and the verdict is known.
     runtime.shutdown_background();
-    policy::evaluate(facts, plan.endpoint.target, plan.module.thresholds)
+    outcome
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 
 use pg_tls_probe::cli::{self, Args, Format};
 use pg_tls_probe::policy::Report;
-use pg_tls_probe::{plan, render};
+use pg_tls_probe::{plan, render, Outcome};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -33,23 +33,26 @@ fn main() -> ExitCode {
                 "Usage: pg-tls-probe [OPTIONS] [CONNINFO]; try '--help'"
             );
             return emit(
-                &Report::unusable(cli::argument_error(&e)),
+                &Outcome::Single(Report::unusable(cli::argument_error(&e))),
                 cli::requested_format(&raw),
             );
         }
     };
-    let report = match plan::plan(&args, started, &plan::Environment::process()) {
+    let outcome = match plan::plan(&args, started, &plan::Environment::process()) {
         Ok(plan) => pg_tls_probe::check(plan),
-        Err(reason) => Report::unusable(reason),
+        Err(reason) => Outcome::Single(Report::unusable(reason)),
     };
-    emit(&report, args.format)
+    emit(&outcome, args.format)
 }
 
-fn emit(report: &Report, format: Format) -> ExitCode {
-    let text = render::render(report, format);
+fn emit(outcome: &Outcome, format: Format) -> ExitCode {
+    let text = match outcome {
+        Outcome::Single(report) => render::render(report, format),
+        Outcome::Fleet(fleet) => render::fleet(fleet, format),
+    };
     let mut stdout = std::io::stdout().lock();
     // A closed pipe must not turn a verdict into a panic.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    ExitCode::from(report.status.exit_code())
+    ExitCode::from(outcome.status().exit_code())
 }

@@ -17,14 +17,46 @@ use crate::policy::{scan::ScanPolicy, Status, Thresholds};
 use crate::probe::{Checks, Endpoint};
 use crate::tls;
 
-/// One planned run: the module, the endpoint and the run's deadline.
+/// One planned run.
 #[derive(Debug)]
-pub struct Plan {
+pub enum Plan {
+    /// One server: the report and exit code are its own.
+    Single(Single),
+    /// Several (`--services`, or a host list): one report per target, the
+    /// worst status as the run's.
+    Fleet(Fleet),
+}
+
+/// The module, the endpoint and the run's deadline.
+#[derive(Debug)]
+pub struct Single {
     pub module: Module,
     pub endpoint: Endpoint,
     /// When the whole run must be over (start + `--timeout`).
     pub deadline: Instant,
 }
+
+/// Many targets under one module and one deadline.
+#[derive(Debug)]
+pub struct Fleet {
+    pub module: Module,
+    pub targets: Vec<FleetTarget>,
+    pub deadline: Instant,
+    /// How many targets are probed at once (`--concurrency`).
+    pub concurrency: usize,
+}
+
+/// One target of a fleet: its name (the service, or host:port) and its
+/// endpoint, or why it could not be planned (then only it is UNKNOWN).
+#[derive(Debug)]
+pub struct FleetTarget {
+    pub name: String,
+    pub endpoint: Result<Endpoint, String>,
+}
+
+/// The most targets one run takes: far past any fleet a single process
+/// should probe within a plugin's timeout (shard across engines beyond).
+pub const MAX_TARGETS: usize = 100_000;
 
 /// What to check and how to judge it; the same for every target.
 #[derive(Debug, Clone)]
@@ -64,6 +96,13 @@ impl Environment {
 /// Validates the flags and loads what the probes need (CA and key files).
 pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, String> {
     let module = module(args)?;
+    let deadline = started + module.timeout;
+    if !(1..=4096).contains(&args.concurrency) {
+        return Err(format!(
+            "--concurrency must be 1 to 4096, not {}",
+            args.concurrency
+        ));
+    }
     let flags = Flags {
         conninfo: args.conninfo.clone(),
         host: args.host.clone(),
@@ -71,16 +110,132 @@ pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, St
         username: args.username.clone(),
         dbname: args.dbname.clone(),
         sslnegotiation: args.sslnegotiation.clone(),
+        service: None,
     };
     let var = |name: &str| (env.var)(name).map(|v| v.to_string_lossy().into_owned());
-    let target = conn::resolve(&flags, &var, env.home.as_deref(), &env.os_user)
-        .map_err(|e| e.to_string())?;
-    let endpoint = endpoint(target)?;
-    Ok(Plan {
-        deadline: started + module.timeout,
+    let home = env.home.as_deref();
+    let mut loaded = Loaded::default();
+    let targets = if args.services.is_empty() {
+        let mut targets =
+            conn::resolve_all(&flags, &var, home, &env.os_user).map_err(|e| e.to_string())?;
+        if targets.len() == 1 {
+            let endpoint = loaded.endpoint(targets.remove(0))?;
+            return Ok(Plan::Single(Single {
+                module,
+                endpoint,
+                deadline,
+            }));
+        }
+        targets
+            .into_iter()
+            .map(|t| FleetTarget {
+                name: format!("{}:{}", t.host, t.port),
+                endpoint: loaded.endpoint(t),
+            })
+            .collect()
+    } else {
+        let names = matching_services(&args.services, &flags, &var, home)?;
+        let mut targets = Vec::new();
+        for name in names {
+            let flags = Flags {
+                service: Some(name.clone()),
+                ..flags.clone()
+            };
+            match conn::resolve_all(&flags, &var, home, &env.os_user) {
+                Ok(found) if found.len() == 1 => {
+                    targets.extend(found.into_iter().map(|t| FleetTarget {
+                        name: name.clone(),
+                        endpoint: loaded.endpoint(t),
+                    }))
+                }
+                Ok(found) => targets.extend(found.into_iter().map(|t| FleetTarget {
+                    name: format!("{name}/{}:{}", t.host, t.port),
+                    endpoint: loaded.endpoint(t),
+                })),
+                Err(e) => targets.push(FleetTarget {
+                    name,
+                    endpoint: Err(e.to_string()),
+                }),
+            }
+        }
+        targets
+    };
+    if targets.len() > MAX_TARGETS {
+        return Err(format!(
+            "{} targets: one run takes at most {MAX_TARGETS}; shard the fleet across runs",
+            targets.len()
+        ));
+    }
+    Ok(Plan::Fleet(Fleet {
         module,
-        endpoint,
-    })
+        targets,
+        deadline,
+        concurrency: args.concurrency,
+    }))
+}
+
+/// The service names matching any of `patterns` (shell-style: `*`, `?`,
+/// `[...]`), in the order of the service files.
+fn matching_services(
+    patterns: &[String],
+    flags: &Flags,
+    var: &dyn Fn(&str) -> Option<String>,
+    home: Option<&std::path::Path>,
+) -> Result<Vec<String>, String> {
+    let globs = patterns
+        .iter()
+        .map(|p| {
+            glob::Pattern::new(p)
+                .map_err(|e| format!("--services: \"{p}\" is not a valid pattern: {}", e.msg))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let files = conn::service_files(flags, var, home).map_err(|e| e.to_string())?;
+    let names: Vec<String> = files
+        .names()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|name| globs.iter().any(|g| g.matches(name)))
+        .collect();
+    if names.is_empty() {
+        return Err(format!(
+            "--services: no service matches {} in {} or {}",
+            patterns.join(", "),
+            files.user.display(),
+            files.system.display()
+        ));
+    }
+    Ok(names)
+}
+
+/// Trust stores already read, by source: a fleet's targets mostly share one.
+#[derive(Default)]
+struct Loaded {
+    trust: Vec<(conn::RootCerts, tls::TrustStore)>,
+}
+
+impl Loaded {
+    /// Loads the trust store and client identity `target` names.
+    fn endpoint(&mut self, target: conn::Target) -> Result<Endpoint, String> {
+        let trust = match self.trust.iter().find(|(r, _)| *r == target.sslrootcert) {
+            Some((_, store)) => store.clone(),
+            None => {
+                let store = tls::load_trust(&target.sslrootcert).map_err(|e| e.to_string())?;
+                self.trust.push((target.sslrootcert.clone(), store.clone()));
+                store
+            }
+        };
+        let identity = match (&target.sslcert, &target.sslkey) {
+            (Some(cert), Some(key)) => {
+                Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        Ok(Endpoint {
+            target,
+            trust,
+            identity,
+        })
+    }
 }
 
 /// The checks, thresholds and timeout from the flags.
@@ -136,20 +291,6 @@ pub fn module(args: &Args) -> Result<Module, String> {
         checks,
         thresholds,
         timeout: Duration::from_secs_f64(args.timeout),
-    })
-}
-
-/// Loads the trust store and client identity a target names.
-pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
-    let trust = tls::load_trust(&target.sslrootcert).map_err(|e| e.to_string())?;
-    let identity = match (&target.sslcert, &target.sslkey) {
-        (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?),
-        _ => None,
-    };
-    Ok(Endpoint {
-        target,
-        trust,
-        identity,
     })
 }
 

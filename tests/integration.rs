@@ -36,3 +36,7 @@ mod audit;
 
 // The protocol scan cross-checked with testssl.sh on real servers.
 mod testssl;
+
+// Service files (resolved as psql resolves them) and runs over many
+// targets: --services, host lists, silent targets.
+mod fleet;

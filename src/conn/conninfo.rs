@@ -432,7 +432,8 @@ mod tests {
             parse_err(r"password='abc\'"),
             "unterminated quoted string in connection info string"
         );
-        assert!(parse_err("service=prod").contains("service files are not supported"));
+        let (p, _) = parse_ok("service=prod");
+        assert_eq!(p.service.as_deref(), Some("prod"));
     }
 
     #[test]
@@ -544,7 +545,9 @@ mod tests {
         );
         let e = parse_err("postgresql://db?password=a=b");
         assert!(!e.contains("a=b"), "{e}");
-        assert!(parse_err("postgresql://db?service=x").contains("service files"));
+        let (p, _) = parse_ok("postgresql://db?service=x&servicefile=/s.conf");
+        assert_eq!(p.service.as_deref(), Some("x"));
+        assert_eq!(p.servicefile.as_deref(), Some("/s.conf"));
     }
 
     #[test]

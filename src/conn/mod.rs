@@ -11,6 +11,7 @@
 mod conninfo;
 mod params;
 mod pgpass;
+pub mod service;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,7 @@ use std::time::Duration;
 use params::Params;
 
 /// Certificate checking the probe performs; anything weaker is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     /// Chain to a trusted CA, no host name check (reported as weaker).
     VerifyCa,
@@ -39,8 +39,7 @@ impl SslMode {
 }
 
 /// libpq's `sslnegotiation`: how TLS starts on the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslNegotiation {
     /// SSLRequest first, TLS after the server's 'S' (every version; the default).
     Postgres,
@@ -58,8 +57,7 @@ pub enum RootCerts {
 }
 
 /// libpq's `channel_binding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelBinding {
     Disable,
     Prefer,
@@ -112,6 +110,9 @@ pub struct Flags {
     pub dbname: Option<String>,
     /// `--sslnegotiation`.
     pub sslnegotiation: Option<String>,
+    /// The service to read, above any named elsewhere (a fleet's
+    /// `--services` names each in turn this way).
+    pub service: Option<String>,
 }
 
 /// Inputs could not be turned into a target: exit UNKNOWN with this reason.
@@ -161,17 +162,35 @@ pub fn read_input_file(path: &Path) -> Result<Vec<u8>, ReadFailure> {
     Ok(bytes)
 }
 
-/// Resolves flags, connection string, environment and password file.
-///
-/// `env` looks up an environment variable; `home` is the user's home
-/// directory (for ~/.pgpass and ~/.postgresql/root.crt); `os_user` is the
-/// default user name. All three are parameters so tests need no process state.
+/// Resolves flags, connection string, service file, environment and
+/// password file into the one target they name; a host list is refused
+/// here (see [`resolve_all`]).
 pub fn resolve(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
     os_user: &str,
 ) -> Result<Target, UsageError> {
+    let mut targets = resolve_all(flags, env, home, os_user)?;
+    match targets.len() {
+        1 => Ok(targets.remove(0)),
+        n => Err(UsageError(format!("{n} hosts given where one is expected"))),
+    }
+}
+
+/// Resolves the sources into every target they name: one, or one per
+/// entry of a libpq host list (`host=a,b,c`), each probed on its own.
+///
+/// `env` looks up an environment variable; `home` is the user's home
+/// directory (for ~/.pgpass, ~/.pg_service.conf and
+/// ~/.postgresql/root.crt); `os_user` is the default user name. All three
+/// are parameters so tests need no process state.
+pub fn resolve_all(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    os_user: &str,
+) -> Result<Vec<Target>, UsageError> {
     let mut notes = Vec::new();
     let (conninfo, from_flags) = split_flags(flags, &mut notes)?;
     let from_conninfo = match conninfo {
@@ -179,12 +198,91 @@ pub fn resolve(
         None => Params::default(),
     };
     let from_env = Params::from_env(env)?;
-    finish(
-        from_flags.over(from_conninfo).over(from_env),
+    let above_env = from_flags.over(from_conninfo);
+    let from_service = match above_env.service.as_deref().or(from_env.service.as_deref()) {
+        Some(name) => {
+            let files = service::ServiceFiles::locate(
+                non_empty(above_env.servicefile.as_deref()),
+                non_empty(from_env.servicefile.as_deref()),
+                env("PGSYSCONFDIR").as_deref().filter(|d| !d.is_empty()),
+                home,
+            );
+            files.lookup(name, &mut notes)?
+        }
+        None => Params::default(),
+    };
+    let layered = above_env.over(from_service).over(from_env);
+    expand_hosts(layered)?
+        .into_iter()
+        .map(|p| finish(p, home, os_user, notes.clone()))
+        .collect()
+}
+
+/// The service files the sources name (the `servicefile` keyword of the
+/// connection string, PGSERVICEFILE, PGSYSCONFDIR, the home directory), for
+/// listing their services.
+pub fn service_files(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<service::ServiceFiles, UsageError> {
+    let mut notes = Vec::new();
+    let (conninfo, _) = split_flags(flags, &mut notes)?;
+    let from_conninfo = match conninfo {
+        Some(s) => conninfo::parse(s, &mut notes)?,
+        None => Params::default(),
+    };
+    let from_env = Params::from_env(env)?;
+    Ok(service::ServiceFiles::locate(
+        non_empty(from_conninfo.servicefile.as_deref()),
+        non_empty(from_env.servicefile.as_deref()),
+        env("PGSYSCONFDIR").as_deref().filter(|d| !d.is_empty()),
         home,
-        os_user,
-        notes,
-    )
+    ))
+}
+
+/// libpq's comma lists, one entry per host: `host` and `hostaddr` lists
+/// must be as long as each other when both are given; `port` is one value
+/// for all or one per host.
+fn expand_hosts(p: Params) -> Result<Vec<Params>, UsageError> {
+    let split = |v: &Option<String>| -> Option<Vec<String>> {
+        non_empty(v.as_deref()).map(|v| v.split(',').map(str::to_string).collect())
+    };
+    let (hosts, addrs, ports) = (split(&p.host), split(&p.hostaddr), split(&p.port));
+    let count = |v: &Option<Vec<String>>| v.as_ref().map_or(0, Vec::len);
+    let n = count(&hosts).max(count(&addrs)).max(1);
+    if let (Some(h), Some(a)) = (&hosts, &addrs) {
+        if h.len() != a.len() {
+            return Err(UsageError(format!(
+                "could not match {} host names to {} hostaddr values",
+                h.len(),
+                a.len()
+            )));
+        }
+    }
+    if let Some(ports) = &ports {
+        if ports.len() != 1 && ports.len() != n {
+            return Err(UsageError(format!(
+                "could not match {} port numbers to {n} hosts",
+                ports.len()
+            )));
+        }
+    }
+    if n == 1 {
+        return Ok(vec![p]);
+    }
+    let pick = |v: &Option<Vec<String>>, i: usize| {
+        v.as_ref()
+            .map(|list| list.get(i).or(list.first()).cloned().unwrap_or_default())
+    };
+    Ok((0..n)
+        .map(|i| Params {
+            host: pick(&hosts, i),
+            hostaddr: pick(&addrs, i),
+            port: pick(&ports, i),
+            ..p.clone()
+        })
+        .collect())
 }
 
 /// Adds a note unless the same text is already there.
@@ -226,6 +324,7 @@ fn split_flags<'f>(
     }
     let owned = |v: Option<&str>| v.map(str::to_string);
     let params = Params {
+        service: owned(non_empty(flags.service.as_deref())),
         host: owned(non_empty(flags.host.as_deref())),
         port: owned(non_empty(flags.port.as_deref())),
         user: owned(non_empty(flags.username.as_deref())),
@@ -353,12 +452,12 @@ fn parse_channel_binding(value: Option<&str>) -> Result<ChannelBinding, UsageErr
     }
 }
 
-/// One probe run checks one server: its report and exit code describe that
-/// server, so libpq's host lists (try each in turn) are refused.
+/// Host lists are split into targets before this point (see
+/// [`expand_hosts`]); a comma left in one entry is a mistake.
 fn one_host_only(keyword: &str, value: &str) -> Result<(), UsageError> {
     if value.contains(',') {
         return Err(UsageError(format!(
-            "probe one host per run: {keyword} lists like \"{value}\" are not supported"
+            "{keyword} \"{value}\" holds a comma inside one entry"
         )));
     }
     Ok(())
@@ -899,17 +998,51 @@ mod tests {
         assert!(e.contains("Unix-domain socket"), "{e}");
     }
 
+    fn all(flags: Flags, env: &[(&str, &str)]) -> Vec<Target> {
+        let mut env = env.to_vec();
+        env.push(("PGSSLROOTCERT", "system"));
+        let home = empty_home();
+        resolve_all(&flags, &env_from(&env), Some(home.path()), "osuser")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A libpq host list is a fleet: one target per host, ports one for
+    /// all or one each, as libpq pairs them.
     #[test]
-    fn multiple_hosts_are_refused() {
-        let e = err(conninfo("host=a,b"), &[]);
+    fn host_lists_expand_into_targets() {
+        let hosts = |ts: Vec<Target>| -> Vec<(String, u16)> {
+            ts.into_iter().map(|t| (t.host, t.port)).collect()
+        };
         assert_eq!(
-            e,
-            "probe one host per run: host lists like \"a,b\" are not supported"
+            hosts(all(conninfo("host=a,b,c port=6432"), &[])),
+            [("a".into(), 6432), ("b".into(), 6432), ("c".into(), 6432)]
         );
-        assert!(err(conninfo("postgresql://a:1,b:2/db"), &[]).starts_with("probe one host per run"));
-        assert!(err(conninfo("host=a port=1,2"), &[]).starts_with("probe one host per run"));
-        assert!(
-            err(conninfo("hostaddr=1.2.3.4,5.6.7.8"), &[]).starts_with("probe one host per run")
+        assert_eq!(
+            hosts(all(conninfo("postgresql://a:1,b:2/db"), &[])),
+            [("a".into(), 1), ("b".into(), 2)]
+        );
+        assert_eq!(hosts(all(Flags::default(), &[("PGHOST", "x,y")])).len(), 2);
+        let t = all(
+            conninfo("host=a,b hostaddr=192.0.2.1,192.0.2.2 dbname=d"),
+            &[],
+        );
+        assert_eq!(t[1].hostaddr, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(t[1].dbname, "d");
+        for (bad, want) in [
+            (
+                "host=a,b port=1,2,3",
+                "could not match 3 port numbers to 2 hosts",
+            ),
+            (
+                "host=a,b hostaddr=192.0.2.1",
+                "could not match 2 host names to 1 hostaddr values",
+            ),
+        ] {
+            assert_eq!(err(conninfo(bad), &[]), want);
+        }
+        assert_eq!(
+            err(conninfo("host=a,b"), &[]),
+            "2 hosts given where one is expected"
         );
     }
 
@@ -1027,11 +1160,67 @@ mod tests {
         );
     }
 
+    /// A service's values sit beneath the connection string and flags and
+    /// above the PG* variables, as libpq applies them.
     #[test]
-    fn service_is_refused() {
-        assert!(err(conninfo("service=prod"), &[]).starts_with("service files are not supported"));
-        assert!(err(Flags::default(), &[("PGSERVICE", "prod")])
-            .starts_with("service files are not supported"));
+    fn services_layer_between_the_connection_string_and_the_environment() {
+        let home = empty_home();
+        let file = home.path().join("svc.conf");
+        fs::write(
+            &file,
+            "[prod]\nhost=svchost\nport=6000\ndbname=svcdb\nuser=svcuser\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let env = [
+            ("PGSERVICEFILE", file),
+            ("PGHOST", "envhost"),
+            ("PGAPPNAME", "envapp"),
+        ];
+        let t = run_in(home.path(), conninfo("service=prod port=7000"), &env).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.dbname.as_str(), t.user.as_str()),
+            ("svchost", 7000, "svcdb", "svcuser")
+        );
+        assert_eq!(t.application_name, "envapp");
+        let flags = Flags {
+            host: Some("flaghost".into()),
+            ..Flags::default()
+        };
+        let mut with_pgservice = env.to_vec();
+        with_pgservice.push(("PGSERVICE", "prod"));
+        let t = run_in(home.path(), flags, &with_pgservice).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("flaghost", 6000));
+        let e = run_in(home.path(), conninfo("service=nope"), &env).unwrap_err();
+        assert!(
+            e.0.starts_with("definition of service \"nope\" not found"),
+            "{e}"
+        );
+        // PostgreSQL 18's servicefile keyword wins over PGSERVICEFILE.
+        let other = home.path().join("other.conf");
+        fs::write(&other, "[prod]\nhost=other\n").unwrap();
+        let ci = format!("service=prod servicefile={}", other.display());
+        assert_eq!(
+            run_in(home.path(), conninfo(&ci), &env).unwrap().host,
+            "other"
+        );
+        // The system file, under PGSYSCONFDIR, when the user file lacks it.
+        let sysconf = tempfile::tempdir().unwrap();
+        fs::write(
+            sysconf.path().join("pg_service.conf"),
+            "[sys]\nhost=syshost\n",
+        )
+        .unwrap();
+        let sys_env = [
+            ("PGSERVICEFILE", file),
+            ("PGSYSCONFDIR", sysconf.path().to_str().unwrap()),
+        ];
+        assert_eq!(
+            run_in(home.path(), conninfo("service=sys"), &sys_env)
+                .unwrap()
+                .host,
+            "syshost"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub(crate) struct Params {
     pub application_name: Option<String>,
     pub channel_binding: Option<String>,
     pub sslnegotiation: Option<String>,
+    pub service: Option<String>,
+    /// PostgreSQL 18's `servicefile` (PGSERVICEFILE before it).
+    pub servicefile: Option<String>,
 }
 
 /// What [`Params::set`] made of a keyword.
@@ -75,15 +78,6 @@ const IGNORED: &[&str] = &[
     "oauth_scope",
 ];
 
-/// Service files would be a second configuration language to get right;
-/// refusing beats silently probing a different server than psql would.
-pub(crate) fn service_error() -> UsageError {
-    UsageError(
-        "service files are not supported (service / PGSERVICE); give host, port, dbname etc. directly"
-            .to_string(),
-    )
-}
-
 /// The note recorded for a keyword from [`IGNORED`].
 pub(crate) fn ignored_note(key: &str) -> String {
     format!("ignored connection option \"{key}\": it does not affect this probe")
@@ -107,6 +101,8 @@ impl Params {
             "application_name" => &mut self.application_name,
             "channel_binding" => &mut self.channel_binding,
             "sslnegotiation" => &mut self.sslnegotiation,
+            "service" => &mut self.service,
+            "servicefile" => &mut self.servicefile,
             "password" => {
                 self.password = Some(Secret(value));
                 return Ok(Keyword::Used);
@@ -114,7 +110,6 @@ impl Params {
             // Only matters when application_name is unset, and then the
             // probe's own name is the better fallback.
             "fallback_application_name" => return Ok(Keyword::Used),
-            "service" => return Err(service_error()),
             _ if IGNORED.contains(&key) => return Ok(Keyword::Ignored),
             _ => return Ok(Keyword::Unknown),
         };
@@ -126,9 +121,6 @@ impl Params {
     /// counts as unset, as libpq treats it.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Params, UsageError> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
-        if get("PGSERVICE").is_some() {
-            return Err(service_error());
-        }
         Ok(Params {
             host: get("PGHOST"),
             hostaddr: get("PGHOSTADDR"),
@@ -145,6 +137,8 @@ impl Params {
             application_name: get("PGAPPNAME"),
             channel_binding: get("PGCHANNELBINDING"),
             sslnegotiation: get("PGSSLNEGOTIATION"),
+            service: get("PGSERVICE"),
+            servicefile: get("PGSERVICEFILE"),
         })
     }
 
@@ -166,6 +160,8 @@ impl Params {
             application_name: self.application_name.or(lower.application_name),
             channel_binding: self.channel_binding.or(lower.channel_binding),
             sslnegotiation: self.sslnegotiation.or(lower.sslnegotiation),
+            service: self.service.or(lower.service),
+            servicefile: self.servicefile.or(lower.servicefile),
         }
     }
 }
@@ -188,7 +184,7 @@ mod tests {
         assert_eq!(p.application_name, None);
         assert_eq!(p.set("foo", "x".into()), Ok(Keyword::Unknown));
         assert_eq!(p.set("HOST", "x".into()), Ok(Keyword::Unknown));
-        assert!(p.set("service", "x".into()).is_err());
+        assert_eq!(p.set("service", "x".into()), Ok(Keyword::Used));
     }
 
     #[test]
@@ -205,18 +201,14 @@ mod tests {
             "PGHOST" => Some(String::new()),
             "PGPORT" => Some("6543".to_string()),
             "PGSERVICE" => Some(String::new()),
+            "PGSERVICEFILE" => Some("/etc/services.conf".to_string()),
             _ => None,
         };
         let p = Params::from_env(&env).unwrap();
         assert_eq!(p.host, None);
         assert_eq!(p.port.as_deref(), Some("6543"));
-    }
-
-    #[test]
-    fn pgservice_is_refused() {
-        let env = |k: &str| (k == "PGSERVICE").then(|| "prod".to_string());
-        let err = Params::from_env(&env).unwrap_err();
-        assert!(err.0.contains("service files are not supported"), "{err}");
+        assert_eq!(p.service, None);
+        assert_eq!(p.servicefile.as_deref(), Some("/etc/services.conf"));
     }
 
     #[test]

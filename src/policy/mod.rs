@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod direct;
+pub mod fleet;
 pub mod scan;
 
 use crate::conn::{SslMode, Target};

@@ -4,11 +4,13 @@
 //! these return.
 
 mod audit;
+mod fleet;
 mod json;
 mod nagios;
 mod text;
 
 use crate::cli::Format;
+use crate::policy::fleet::FleetReport;
 use crate::policy::{Report, Status};
 
 pub fn render(report: &Report, format: Format) -> String {
@@ -17,6 +19,11 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Json => json::render(report),
         Format::Text => text::render(report),
     }
+}
+
+/// A fleet's report (`--services`, or a host list).
+pub fn fleet(report: &FleetReport, format: Format) -> String {
+    fleet::render(report, format)
 }
 
 /// The longest text of Nagios's first line, before the perfdata: peer

@@ -42,6 +42,9 @@ const LIBPQ_VARS: &[&str] = &[
     "PGSSLMODE",
     "PGCONNECT_TIMEOUT",
     "PGSSLNEGOTIATION",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
 ];
 
 /// One run of the binary, built up with libpq variables and flags.

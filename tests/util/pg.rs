@@ -633,6 +633,31 @@ impl Server {
         )
     }
 
+    /// Runs psql with exactly `env` (plus PATH and a HOME of its own) and
+    /// `conninfo`, as the oracle for libpq's own reading of connection
+    /// sources; returns (success, stdout + stderr).
+    pub fn psql_env(&self, env: &[(&str, String)], conninfo: &str, sql: &str) -> (bool, String) {
+        let out = Command::new(self.bins.psql())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("client"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .arg("-X")
+            .arg("-At")
+            .arg(conninfo)
+            .args(["-c", sql])
+            .output()
+            .expect("run psql");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// Writes a file for the client side (root CA, client cert and key),
     /// mode 0600 as libpq wants for keys; returns its path.
     pub fn client_file(&self, name: &str, contents: &str) -> PathBuf {

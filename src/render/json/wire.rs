@@ -18,6 +18,7 @@ use crate::policy::audit::{
     SettingsReport,
 };
 use crate::policy::direct::DirectTlsReport;
+use crate::policy::fleet::FleetReport;
 use crate::policy::scan::{CipherReport, ScanReport, VersionReport};
 use crate::policy::{describe_handshake, Expiry, Finding, Report, Status};
 
@@ -65,6 +66,68 @@ impl Document {
             timings: facts.map(TimingsJson::new),
             scan: report.scan.as_ref().map(ScanJson::new),
             audit: report.audit.as_ref().map(AuditJson::new),
+        }
+    }
+}
+
+/// A fleet's document: the counts, then one single-target document per
+/// target with its `name`.
+#[derive(Debug, Serialize)]
+pub struct FleetDocument {
+    pub status: &'static str,
+    pub exit_code: u8,
+    pub summary: String,
+    pub counts: CountsJson,
+    pub timings: FleetTimingsJson,
+    pub targets: Vec<NamedDocument>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CountsJson {
+    pub ok: usize,
+    pub warning: usize,
+    pub critical: usize,
+    pub unknown: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetTimingsJson {
+    pub total_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NamedDocument {
+    pub name: String,
+    #[serde(flatten)]
+    pub document: Document,
+}
+
+impl FleetDocument {
+    pub fn new(fleet: &FleetReport, summary: String) -> FleetDocument {
+        let c = fleet.counts;
+        FleetDocument {
+            status: fleet.status.label(),
+            exit_code: fleet.status.exit_code(),
+            summary,
+            counts: CountsJson {
+                ok: c.ok,
+                warning: c.warning,
+                critical: c.critical,
+                unknown: c.unknown,
+                total: c.total(),
+            },
+            timings: FleetTimingsJson {
+                total_seconds: fleet.total_seconds,
+            },
+            targets: fleet
+                .targets
+                .iter()
+                .map(|t| NamedDocument {
+                    name: t.name.clone(),
+                    document: Document::new(&t.report, super::super::summary(&t.report)),
+                })
+                .collect(),
         }
     }
 }
