@@ -29,7 +29,7 @@ use crate::policy::{Report, Status};
 /// What a run found: one report, or one per target of a fleet.
 #[derive(Debug)]
 pub enum Outcome {
-    Single(Report),
+    Single(Box<Report>),
     Fleet(FleetReport),
 }
 
@@ -57,17 +57,17 @@ pub fn check(plan: Plan) -> Outcome {
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            return Outcome::Single(Report::unusable(format!(
+            return Outcome::Single(Box::new(Report::unusable(format!(
                 "cannot start the async runtime: {e}"
-            )))
+            ))))
         }
     };
     let outcome = match plan {
-        Plan::Single(single) => Outcome::Single(runtime.block_on(fleet::check(
+        Plan::Single(single) => Outcome::Single(Box::new(runtime.block_on(fleet::check(
             &single.module,
             &single.endpoint,
             single.deadline,
-        ))),
+        )))),
         Plan::Fleet(fleet) => Outcome::Fleet(runtime.block_on(fleet::run(&fleet))),
     };
     // Do not wait for stragglers (a blocked name lookup, a session closing):

@@ -33,14 +33,14 @@ fn main() -> ExitCode {
                 "Usage: pg-tls-probe [OPTIONS] [CONNINFO]; try '--help'"
             );
             return emit(
-                &Outcome::Single(Report::unusable(cli::argument_error(&e))),
+                &Outcome::Single(Box::new(Report::unusable(cli::argument_error(&e)))),
                 cli::requested_format(&raw),
             );
         }
     };
     let outcome = match plan::plan(&args, started, &plan::Environment::process()) {
         Ok(plan) => pg_tls_probe::check(plan),
-        Err(reason) => Outcome::Single(Report::unusable(reason)),
+        Err(reason) => Outcome::Single(Box::new(Report::unusable(reason))),
     };
     emit(&outcome, args.format)
 }

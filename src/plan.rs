@@ -21,7 +21,7 @@ use crate::tls;
 #[derive(Debug)]
 pub enum Plan {
     /// One server: the report and exit code are its own.
-    Single(Single),
+    Single(Box<Single>),
     /// Several (`--services`, or a host list): one report per target, the
     /// worst status as the run's.
     Fleet(Fleet),
@@ -120,11 +120,11 @@ pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, St
             conn::resolve_all(&flags, &var, home, &env.os_user).map_err(|e| e.to_string())?;
         if targets.len() == 1 {
             let endpoint = loaded.endpoint(targets.remove(0))?;
-            return Ok(Plan::Single(Single {
+            return Ok(Plan::Single(Box::new(Single {
                 module,
                 endpoint,
                 deadline,
-            }));
+            })));
         }
         targets
             .into_iter()
