@@ -82,6 +82,7 @@ pub fn healthy() -> Facts {
             audit: None,
             direct_tls: None,
             wire: WireRecord::default(),
+            negotiated: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {
@@ -127,6 +128,7 @@ pub fn ctx(endpoint: &Endpoint, budget: Duration) -> ProbeCtx<'_> {
         started,
         deadline: started + budget,
         attempt_deadline: started + budget,
+        early: crate::probe::Early::default(),
     }
 }
 

@@ -209,14 +209,16 @@ fn a_host_list_probes_every_host() {
 }
 
 /// Silent endpoints first in the file and one slot: each gives its slot
-/// back after a second, so every good target is still judged OK, and the
-/// run ends at its deadline with the silent ones CRITICAL.
+/// back after a second, so every good target is still judged OK (with one
+/// slot held to the deadline, none would be), and the run ends at its
+/// deadline with the silent ones CRITICAL. (The deadline leaves room for
+/// a loaded CI machine: the good targets start after two seconds.)
 #[test]
 fn silent_targets_do_not_hold_up_the_others() {
     let Some((server, root)) = article() else {
         return;
     };
-    let silent: Vec<Fake> = (0..3).map(|_| Fake::start(Behaviour::Silent)).collect();
+    let silent: Vec<Fake> = (0..2).map(|_| Fake::start(Behaviour::Silent)).collect();
     let mut text: Vec<String> = silent
         .iter()
         .enumerate()
@@ -233,17 +235,18 @@ fn silent_targets_do_not_hold_up_the_others() {
     let out = Probe::new()
         .env("PGSERVICEFILE", file.display().to_string())
         .env("PGPASSWORD", pg::PASSWORD)
-        .args(["--services", "*", "--concurrency", "1", "--timeout", "4"])
+        .args(["--services", "*", "--concurrency", "1", "--timeout", "8"])
+        .args(["--scan", "none"])
         .run();
     out.expect_exit(2)
         .expect_at("/counts/ok", 4)
-        .expect_at("/counts/critical", 3);
-    for i in 0..3 {
+        .expect_at("/counts/critical", 2);
+    for i in 0..2 {
         out.expect_at(&format!("/targets/{i}/failure/kind"), "timeout");
     }
     assert!(
-        out.elapsed < Duration::from_secs(5),
-        "took {:?} with --timeout 4\n{}",
+        out.elapsed < Duration::from_secs(9),
+        "took {:?} with --timeout 8\n{}",
         out.elapsed,
         out.context()
     );

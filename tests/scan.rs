@@ -85,9 +85,20 @@ fn article_refuses_legacy_and_accepts_tls12_and_13() {
         summary(&out, "protocols"),
         "accepted: TLSv1.2, TLSv1.3; refused: SSLv3, TLSv1, TLSv1.1"
     );
+    // One ClientHello offering up to TLSv1.1 answers for all three.
+    assert_eq!(
+        out.at("/scan/protocols/2/detail"),
+        "fatal alert 70 protocol_version"
+    );
     assert_eq!(
         out.at("/scan/protocols/1/detail"),
-        "fatal alert 70 protocol_version"
+        "fatal alert 70 protocol_version to a ClientHello offering every version up to TLSv1.1"
+    );
+    // The session negotiated TLSv1.3; TLSv1.2 is asked on its own.
+    let tls13 = out.at("/scan/protocols/4/detail").as_str().unwrap();
+    assert!(
+        tls13.starts_with("negotiated by the verify-full session: TLSv1.3, TLS_"),
+        "{tls13}"
     );
     let tls12 = out.at("/scan/protocols/3/detail").as_str().unwrap();
     assert!(
@@ -193,7 +204,7 @@ fn legacy_allowed_at_default_security_level_is_refused() {
     out.expect_exit(0).expect_check("protocols", "OK");
     assert_eq!(accepted(&out), [false, false, false, true, true]);
     assert_eq!(
-        out.at("/scan/protocols/1/detail"),
+        out.at("/scan/protocols/2/detail"),
         "fatal alert 80 internal_error"
     );
 }
@@ -206,8 +217,17 @@ fn tls12_only_server_refuses_tls13_and_is_ok() {
     let out = Probe::server(&server, &root).run();
     out.expect_exit(0).expect_check("protocols", "OK");
     assert_eq!(accepted(&out), [false, false, false, true, false]);
-    let detail = out.at("/scan/protocols/4/detail").as_str().unwrap();
-    assert!(detail.contains("alert"), "{detail}");
+    // The session offered both and the server chose TLSv1.2: no
+    // connection of the scan's own was needed for either.
+    assert_eq!(
+        out.at("/scan/protocols/4/detail"),
+        "offered by the verify-full session, which the server answered with TLSv1.2"
+    );
+    let tls12 = out.at("/scan/protocols/3/detail").as_str().unwrap();
+    assert!(
+        tls12.starts_with("negotiated by the verify-full session: TLSv1.2"),
+        "{tls12}"
+    );
 }
 
 /// Debian's OpenSSL 3.0 (PostgreSQL 15's) has no DES, 3DES, RC4 or EXPORT
@@ -272,11 +292,14 @@ fn server_log_lines_per_scan_level() {
     let protocols = log_lines(&server, &["--scan", "protocols"], &root);
     let full = log_lines(&server, &["--scan", "full"], &root);
     eprintln!("log lines: none {none}, protocols {protocols}, full {full}");
-    // One "connection received" per attempt, plus "could not accept SSL
-    // connection" and its HINT for each of the 3 refused legacy versions;
-    // and the direct_tls check's connection, which PostgreSQL 15 reads as an
-    // "invalid length of startup packet".
-    assert_eq!(protocols - none, 5 + 3 * 2 + 2, "{}", server.log());
+    // Two connections: the ClientHello offering up to TLSv1.1 ("connection
+    // received", then "could not accept SSL connection" and its HINT) and
+    // the TLSv1.2 handshake ("connection received"); TLSv1.3 is the
+    // session's own. No direct_tls connection: the session read
+    // server_version 15, which cannot speak it. (Before: 13 lines from six
+    // connections.)
+    assert_eq!(protocols - none, 3 + 1, "{}", server.log());
+    assert_eq!(none, 5, "{}", server.log());
     // Six more connections: five classes refused ("no shared cipher", no
     // HINT), CBC-SHA1 accepted then cancelled ("EOF detected").
     assert_eq!(full - protocols, 6 + 6, "{}", server.log());
@@ -309,7 +332,7 @@ fn nagios_and_text_show_the_scan() {
     );
     assert!(
         out.stdout
-            .contains("  TLSv1     refused   fatal alert 70 protocol_version\n"),
+            .contains("  TLSv1.1   refused   fatal alert 70 protocol_version\n"),
         "{}",
         out.context()
     );

@@ -288,6 +288,14 @@ pub enum SessionFailure {
     Internal(InternalError),
 }
 
+/// What the probe's own handshake negotiated (rustls's view of the link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: TlsVersion,
+    /// The IANA cipher suite number.
+    pub suite: u16,
+}
+
 /// The row of `pg_stat_ssl` for the probe's own backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PgStatSsl {
@@ -317,6 +325,8 @@ pub struct SessionFacts {
     pub direct_tls: Option<DirectTlsFacts>,
     /// The protocol after the handshake, as the wire tap saw it.
     pub wire: WireRecord,
+    /// What the session's handshake negotiated, when it completed.
+    pub negotiated: Option<Negotiated>,
 }
 
 /// Authentication method a server asked for.
@@ -424,6 +434,11 @@ pub enum DirectTlsFacts {
     /// Still no answer once the other checks were done and their grace ran out.
     NoAnswerInGrace {
         grace_ms: u64,
+    },
+    /// The session logged in to a server before PostgreSQL 17 (this major):
+    /// no direct ClientHello was sent.
+    TooOld {
+        major: u32,
     },
     /// The host did not resolve or the run ended before a handshake.
     NotAttempted,

@@ -97,6 +97,12 @@ pub enum AttemptOutcome {
         version: TlsVersion,
         suite: u16,
     },
+    /// The verify-full session's own handshake negotiated this version: the
+    /// scan made no connection of its own for it.
+    Negotiated {
+        version: TlsVersion,
+        suite: u16,
+    },
     Refused(Refusal),
     Undecided(Undecided),
 }
@@ -107,6 +113,12 @@ impl fmt::Display for AttemptOutcome {
             AttemptOutcome::Accepted { version, suite } => {
                 write!(f, "ServerHello {}, {}", version.name(), suite_name(*suite))
             }
+            AttemptOutcome::Negotiated { version, suite } => write!(
+                f,
+                "negotiated by the verify-full session: {}, {}",
+                version.name(),
+                suite_name(*suite)
+            ),
             AttemptOutcome::Refused(r) => r.fmt(f),
             AttemptOutcome::Undecided(u) => u.fmt(f),
         }
@@ -145,6 +157,17 @@ pub enum Refusal {
     /// The cipher round: nothing up to TLS 1.2 was accepted.
     #[error("no version up to TLSv1.2 accepted, and TLSv1.3 has none of these suites")]
     NoVersionForSuites,
+    /// The verify-full session offered this version among others and the
+    /// server chose another (the highest it accepts).
+    #[error("offered by the verify-full session, which the server answered with {}", .0.name())]
+    NotChosen(TlsVersion),
+    /// A ClientHello offering every version up to `max` was refused: this
+    /// lower version is too (OpenSSL accepts one range of versions).
+    #[error("{refusal} to a ClientHello offering every version up to {}", .max.name())]
+    Range {
+        max: TlsVersion,
+        refusal: Box<Refusal>,
+    },
 }
 
 /// A first record that is not a ServerHello or an alert.

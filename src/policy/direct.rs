@@ -41,6 +41,12 @@ pub fn judge(facts: &DirectTlsFacts) -> DirectTlsReport {
                 "undecided: no answer to a direct TLS ClientHello within {grace_ms} ms of the other checks finishing"
             ),
         ),
+        DirectTlsFacts::TooOld { major } => (
+            Some(false),
+            format!(
+                "the server is PostgreSQL {major} (server_version): direct TLS needs 17 or later; not asked"
+            ),
+        ),
         DirectTlsFacts::NotAttempted => (
             None,
             "undecided: no direct TLS handshake took place or finished".to_string(),

@@ -66,10 +66,17 @@ pub fn is_informational(class: CipherClass) -> bool {
 
 /// What an outcome says about the version or class offered.
 fn settle(outcome: &AttemptOutcome, target: &Target) -> (Option<bool>, String) {
+    let hung_up = |r: &Refusal| match r {
+        Refusal::HungUp(_) => true,
+        Refusal::Range { refusal, .. } => matches!(**refusal, Refusal::HungUp(_)),
+        _ => false,
+    };
     match outcome {
-        AttemptOutcome::Accepted { .. } => (Some(true), outcome.to_string()),
-        AttemptOutcome::Refused(hang_up @ Refusal::HungUp(_))
-            if target.sslnegotiation == SslNegotiation::Direct =>
+        AttemptOutcome::Accepted { .. } | AttemptOutcome::Negotiated { .. } => {
+            (Some(true), outcome.to_string())
+        }
+        AttemptOutcome::Refused(hang_up)
+            if hung_up(hang_up) && target.sslnegotiation == SslNegotiation::Direct =>
         {
             (
                 None,

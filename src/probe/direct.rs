@@ -12,6 +12,9 @@
 //! When the main session itself negotiates directly, this connection would
 //! repeat it: `run_all` takes the session's own handshake instead.
 //!
+//! It waits for the session's login: a server whose `server_version` is
+//! older than 17 cannot speak direct TLS, and is not asked.
+//!
 //! The answer is information, so it may not hold up the run: once the
 //! other checks are done, it gets as long again as they took (at least
 //! [`MIN_GRACE`]) and is "undecided" after that. A server that answers a
@@ -84,6 +87,12 @@ async fn probe(ctx: &ProbeCtx<'_>, answer: &Mutex<Option<DirectTlsFacts>>) {
             *slot = Some(facts);
         }
     };
+    // A server that said it is older than 17 cannot speak direct TLS:
+    // asking would only cost it a log line ("invalid length of startup
+    // packet") per run. Waits for the session's login.
+    if let Some(major) = ctx.early.server_major().await.filter(|m| *m < 17) {
+        return set(DirectTlsFacts::TooOld { major });
+    }
     let endpoint = ctx.endpoint;
     let target = &endpoint.target;
     // No client identity: nothing but the handshake is wanted from the server.

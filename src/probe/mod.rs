@@ -23,11 +23,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::conn::{SslNegotiation, Target};
 use crate::facts::{
-    ConnectFailure, DirectTlsFacts, Facts, PlaintextFacts, PlaintextOutcome, ResolveFailure,
-    ScanFacts, ScanLevel, SessionFacts, SessionFailure, Stage, Undecided,
+    ConnectFailure, DirectTlsFacts, Facts, Negotiated, PlaintextFacts, PlaintextOutcome,
+    ResolveFailure, ScanFacts, ScanLevel, SessionFacts, SessionFailure, Stage, Undecided,
 };
 use crate::tls::{ClientIdentity, TrustStore};
 
@@ -52,6 +53,73 @@ pub struct Endpoint {
     pub identity: Option<ClientIdentity>,
 }
 
+/// What the verify-full session learns early, published for the other
+/// probes so they can skip connections whose answer is already known: the
+/// protocol version and suite its handshake negotiated (the scan need not
+/// ask that version again), and the server's major version from its
+/// ParameterStatus (a server before PostgreSQL 17 cannot speak direct TLS).
+/// Each is `None` until known, then `Some(answer)`, `Some(None)` when the
+/// session could not tell; the session always publishes both, even when it
+/// fails or is cut short.
+#[derive(Debug)]
+pub struct Early {
+    handshake: watch::Sender<Option<Option<Negotiated>>>,
+    server_major: watch::Sender<Option<Option<u32>>>,
+}
+
+impl Default for Early {
+    fn default() -> Self {
+        Early {
+            handshake: watch::channel(None).0,
+            server_major: watch::channel(None).0,
+        }
+    }
+}
+
+impl Early {
+    /// The session's negotiated version and suite (None: none negotiated).
+    pub fn publish_handshake(&self, negotiated: Option<Negotiated>) {
+        self.handshake
+            .send_if_modified(|v| v.is_none() && v.replace(negotiated).is_none());
+    }
+
+    /// The server's major version (None: the session did not log in).
+    pub fn publish_server_major(&self, major: Option<u32>) {
+        self.server_major
+            .send_if_modified(|v| v.is_none() && v.replace(major).is_none());
+    }
+
+    /// Publishes "could not tell" for whatever is still unknown.
+    fn close(&self) {
+        self.publish_handshake(None);
+        self.publish_server_major(None);
+    }
+
+    /// Waits for the session's handshake.
+    pub async fn handshake(&self) -> Option<Negotiated> {
+        let mut rx = self.handshake.subscribe();
+        let known = rx.wait_for(Option::is_some).await;
+        known.ok().and_then(|v| v.flatten())
+    }
+
+    /// Waits for the session's login.
+    pub async fn server_major(&self) -> Option<u32> {
+        let mut rx = self.server_major.subscribe();
+        let known = rx.wait_for(Option::is_some).await;
+        known.ok().and_then(|v| v.flatten())
+    }
+}
+
+/// Publishes "could not tell" for whatever the session did not publish
+/// when it ends, however it ends (the deadline may cut it short).
+pub struct EarlyGuard<'a>(pub &'a Early);
+
+impl Drop for EarlyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// What every probe reads.
 #[derive(Debug)]
 pub struct ProbeCtx<'a> {
@@ -65,6 +133,8 @@ pub struct ProbeCtx<'a> {
     /// The end of one connection attempt, connect through login:
     /// `connect_timeout` after the start, never after [`Self::deadline`].
     pub attempt_deadline: Instant,
+    /// What the session learned early, for the others.
+    pub early: Early,
 }
 
 impl ProbeCtx<'_> {
@@ -125,6 +195,7 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
         started,
         deadline,
         attempt_deadline,
+        early: Early::default(),
     };
     let plaintext = async {
         if checks.plaintext {

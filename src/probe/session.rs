@@ -24,11 +24,11 @@ use tokio_postgres::config::{
 use tokio_postgres::SimpleQueryMessage;
 
 use super::handshake::{self, AlreadyEstablished, Established};
-use super::{connect_any, wire, ProbeCtx};
+use super::{connect_any, wire, EarlyGuard, ProbeCtx};
 use crate::conn::{ChannelBinding, SslNegotiation};
 use crate::facts::{
-    DirectTlsFacts, HandshakeProgress, InternalError, PgStatSsl, SessionFacts, SessionFailure,
-    SslRequestFailure, Stage,
+    DirectTlsFacts, HandshakeProgress, InternalError, Negotiated, PgStatSsl, SessionFacts,
+    SessionFailure, SslRequestFailure, Stage, TlsVersion,
 };
 use crate::tls::{self, Recorder};
 
@@ -43,6 +43,9 @@ const STAT_SSL_QUERY: &str =
 type Login = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
 pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
+    // Whatever happens below, the other probes hear "could not tell" for
+    // what was not published.
+    let _early = EarlyGuard(&ctx.early);
     let endpoint = ctx.endpoint;
     let target = &endpoint.target;
     let mut facts = SessionFacts::default();
@@ -60,9 +63,10 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
     };
     let tap = wire::Recorder::default();
     let result = async {
-        let (client, connection) =
-            login(ctx, config, &recorder, &tap, &mut facts.direct_tls).await?;
+        let (client, connection) = login(ctx, config, &recorder, &tap, &mut facts).await?;
         facts.connect_seconds = Some(ctx.started.elapsed().as_secs_f64());
+        ctx.early
+            .publish_server_major(server_major(&tap.snapshot().parameters));
         let rows = ctx
             .within_run(client.simple_query(STAT_SSL_QUERY))
             .await
@@ -119,7 +123,7 @@ async fn login(
     config: rustls::ClientConfig,
     recorder: &Recorder,
     tap: &wire::Recorder,
-    direct_tls: &mut Option<DirectTlsFacts>,
+    facts: &mut SessionFacts,
 ) -> Result<Login, SessionFailure> {
     let target = ctx.target();
     let mut stream = step(ctx, Stage::TcpConnect, connect_any(&ctx.addrs))
@@ -148,8 +152,16 @@ async fn login(
         }
         None => return Err(timed_out(ctx, Stage::TlsHandshake)),
     };
+    facts.negotiated = negotiated.as_ref().ok().and_then(|tls| {
+        let conn = tls.get_ref().1;
+        Some(Negotiated {
+            version: TlsVersion::from_wire(u16::from(conn.protocol_version()?))?,
+            suite: u16::from(conn.negotiated_cipher_suite()?.suite()),
+        })
+    });
+    ctx.early.publish_handshake(facts.negotiated);
     if target.sslnegotiation == SslNegotiation::Direct {
-        *direct_tls = Some(match &negotiated {
+        facts.direct_tls = Some(match &negotiated {
             Ok(_) => DirectTlsFacts::Negotiated,
             Err(failure) => DirectTlsFacts::Failed {
                 failure: failure.clone(),
@@ -210,6 +222,16 @@ pub(super) async fn ssl_request(stream: &mut TcpStream) -> Result<(), SslRequest
         Ok(_) => ssl_answer(answer[0]),
         Err(e) => Err(SslRequestFailure::Read((&e).into())),
     }
+}
+
+/// The major version in the server's `server_version` ParameterStatus
+/// ("15.18 (Debian ...)" is 15, "9.6.24" is 9).
+fn server_major(parameters: &[(String, String)]) -> Option<u32> {
+    let (_, version) = parameters
+        .iter()
+        .find(|(name, _)| name == "server_version")?;
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The SSLRequest's one-byte answer.
@@ -336,6 +358,16 @@ mod tests {
         assert_eq!(got.version, None);
         assert_eq!(got.client_dn, None);
         assert_eq!(got.bits, None);
+    }
+
+    #[test]
+    fn server_major_comes_from_parameter_status() {
+        let p = |v: &str| vec![("server_version".to_string(), v.to_string())];
+        assert_eq!(server_major(&p("15.18 (Debian 15.18-0+deb12u1)")), Some(15));
+        assert_eq!(server_major(&p("9.6.24")), Some(9));
+        assert_eq!(server_major(&p("18beta1")), Some(18));
+        assert_eq!(server_major(&p("x")), None);
+        assert_eq!(server_major(&[]), None);
     }
 
     #[test]

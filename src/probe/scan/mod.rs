@@ -4,13 +4,25 @@
 //! Every attempt is its own TCP connection: SSLRequest, 'S', then one
 //! handshake (with `sslnegotiation=direct`, the handshake at once, offering
 //! ALPN `postgresql` from TLS 1.0 up; an SSLv3 hello has no extensions).
-//! SSLv3, TLS 1.0 and TLS 1.1 are offered with hand-built ClientHellos
-//! ([`hello`]) and judged by the ServerHello alone; TLS 1.2 and 1.3 by
-//! complete rustls handshakes ([`modern`]). Nothing but handshake messages
-//! and closing alerts is ever sent: no StartupMessage, no credential. All
-//! attempts of a round run at once, so the scan costs about one handshake
-//! of latency (two with `full`: the cipher classes are offered in the best
-//! version the first round found).
+//! Nothing but handshake messages and closing alerts is ever sent: no
+//! StartupMessage, no credential.
+//!
+//! Each connection is a backend fork and log lines on someone's production
+//! server, so the scan asks only what it cannot prove otherwise:
+//! - **SSLv3, TLS 1.0, 1.1**: one hand-built ClientHello ([`hello`])
+//!   offering every version up to TLS 1.1. OpenSSL accepts one range of
+//!   versions and answers with the highest it shares, so a refusal refuses
+//!   all three, and an answer names the highest accepted; only then are
+//!   the versions below it asked, one maximum lower each time.
+//! - **TLS 1.2, 1.3**: the verify-full session's own handshake offered both
+//!   and negotiated one: that one is accepted, and when it is TLS 1.2, TLS
+//!   1.3 is refused (a server that has it must choose it). Only TLS 1.2
+//!   under a TLS 1.3 session needs a complete rustls handshake of its own
+//!   ([`modern`]); both do when the session's handshake did not complete.
+//!
+//! The rounds run at the same time as the session, so the scan costs about
+//! one handshake of latency after the session's (two with `full`: the
+//! cipher classes are offered in the best version the first round found).
 //!
 //! Every step waits until the attempt deadline at most. Getting an answer
 //! and saying goodbye are bounded separately: a goodbye cut short (a peer
@@ -32,7 +44,7 @@ use super::handshake::ALPN_POSTGRESQL;
 use super::{connect_any, read_until_closed, ProbeCtx};
 use crate::conn::SslNegotiation;
 use crate::facts::{
-    AttemptOutcome, ChannelFailure, CipherAttempt, CipherClass, HangUp, InternalError,
+    AttemptOutcome, ChannelFailure, CipherAttempt, CipherClass, HangUp, InternalError, Negotiated,
     ProtocolAttempt, Refusal, ScanFacts, ScanLevel, TlsVersion, Undecided,
 };
 
@@ -43,15 +55,8 @@ const DRAIN_BYTES: usize = 256 * 1024;
 
 /// Runs the scan; never fails, each attempt says what happened.
 pub async fn probe(ctx: &ProbeCtx<'_>, level: ScanLevel) -> ScanFacts {
-    let attempt = |version| async move {
-        ProtocolAttempt {
-            version,
-            outcome: version_attempt(ctx, version).await,
-        }
-    };
-    let [ssl3, tls10, tls11, tls12, tls13] = TlsVersion::ALL.map(attempt);
-    let (ssl3, tls10, tls11, tls12, tls13) = tokio::join!(ssl3, tls10, tls11, tls12, tls13);
-    let protocols = vec![ssl3, tls10, tls11, tls12, tls13];
+    let (legacy, modern) = tokio::join!(legacy_round(ctx), modern_round(ctx));
+    let protocols: Vec<ProtocolAttempt> = legacy.into_iter().chain(modern).collect();
     let ciphers = match level {
         ScanLevel::Protocols => None,
         ScanLevel::Full => Some(cipher_round(ctx, &protocols).await),
@@ -61,6 +66,111 @@ pub async fn probe(ctx: &ProbeCtx<'_>, level: ScanLevel) -> ScanFacts {
         protocols,
         ciphers,
         seconds: ctx.started.elapsed().as_secs_f64(),
+    }
+}
+
+/// SSLv3, TLS 1.0 and 1.1 from as few hellos as the answers allow: the
+/// first offers up to TLS 1.1; a ServerHello makes its version accepted and
+/// the ones above it refused, and the ones below it are asked next. Every
+/// version gets exactly one outcome.
+async fn legacy_round(ctx: &ProbeCtx<'_>) -> Vec<ProtocolAttempt> {
+    const LEGACY: [TlsVersion; 3] = [TlsVersion::Ssl3, TlsVersion::Tls10, TlsVersion::Tls11];
+    let below = |v: TlsVersion| LEGACY.into_iter().filter(move |l| *l < v);
+    let mut found: Vec<ProtocolAttempt> = Vec::with_capacity(3);
+    let mut decide = |version, outcome| found.push(ProtocolAttempt { version, outcome });
+    let mut max = Some(TlsVersion::Tls11);
+    while let Some(offered) = max {
+        let answer = match open_tls_channel(ctx).await {
+            Ok(stream) => hello_round(ctx, stream, offered, &hello::LEGACY_SUITES).await,
+            Err(outcome) => Err(outcome),
+        };
+        max = match answer {
+            Ok((wire, suite)) => match TlsVersion::from_wire(wire).filter(|v| *v <= offered) {
+                // The highest version the server shares: those above it
+                // are refused, those below it still to be asked.
+                Some(chosen) => {
+                    for v in LEGACY.into_iter().filter(|l| *l > chosen && *l <= offered) {
+                        decide(v, AttemptOutcome::Refused(Refusal::OtherVersion(wire)));
+                    }
+                    decide(
+                        chosen,
+                        AttemptOutcome::Accepted {
+                            version: chosen,
+                            suite,
+                        },
+                    );
+                    below(chosen).max()
+                }
+                // A version above the one offered says nothing of the
+                // ones below it: they are asked one by one.
+                None => {
+                    decide(
+                        offered,
+                        AttemptOutcome::Refused(Refusal::OtherVersion(wire)),
+                    );
+                    below(offered).max()
+                }
+            },
+            Err(AttemptOutcome::Refused(refusal)) => {
+                for v in below(offered) {
+                    let refusal = Box::new(refusal.clone());
+                    let max = offered;
+                    decide(v, AttemptOutcome::Refused(Refusal::Range { max, refusal }));
+                }
+                decide(offered, AttemptOutcome::Refused(refusal));
+                None
+            }
+            Err(other) => {
+                for v in below(offered).chain([offered]) {
+                    decide(v, other.clone());
+                }
+                None
+            }
+        };
+    }
+    found.sort_by_key(|p| p.version);
+    found
+}
+
+/// TLS 1.2 and 1.3: what the session's handshake proves, a handshake of
+/// the scan's own for the rest.
+async fn modern_round(ctx: &ProbeCtx<'_>) -> [ProtocolAttempt; 2] {
+    let attempt = |version| async move {
+        ProtocolAttempt {
+            version,
+            outcome: modern_attempt(ctx, version).await,
+        }
+    };
+    let by_session = |n: Negotiated| ProtocolAttempt {
+        version: n.version,
+        outcome: AttemptOutcome::Negotiated {
+            version: n.version,
+            suite: n.suite,
+        },
+    };
+    match ctx.early.handshake().await {
+        Some(n) if n.version == TlsVersion::Tls13 => {
+            [attempt(TlsVersion::Tls12).await, by_session(n)]
+        }
+        Some(n) if n.version == TlsVersion::Tls12 => [
+            by_session(n),
+            ProtocolAttempt {
+                version: TlsVersion::Tls13,
+                outcome: AttemptOutcome::Refused(Refusal::NotChosen(TlsVersion::Tls12)),
+            },
+        ],
+        _ => {
+            let (tls12, tls13) =
+                tokio::join!(attempt(TlsVersion::Tls12), attempt(TlsVersion::Tls13));
+            [tls12, tls13]
+        }
+    }
+}
+
+async fn modern_attempt(ctx: &ProbeCtx<'_>, version: TlsVersion) -> AttemptOutcome {
+    match open_tls_channel(ctx).await {
+        Ok(stream) => modern::handshake(ctx, stream, &tls_name(ctx), alpn(ctx), version).await,
+        Err(outcome) => outcome,
     }
 }
 
@@ -114,27 +224,6 @@ fn tls_name(ctx: &ProbeCtx<'_>) -> String {
 fn sni(ctx: &ProbeCtx<'_>) -> Option<String> {
     let name = tls_name(ctx);
     name.parse::<std::net::IpAddr>().is_err().then_some(name)
-}
-
-async fn version_attempt(ctx: &ProbeCtx<'_>, version: TlsVersion) -> AttemptOutcome {
-    let stream = match open_tls_channel(ctx).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
-    match version {
-        TlsVersion::Tls12 | TlsVersion::Tls13 => {
-            modern::handshake(ctx, stream, &tls_name(ctx), alpn(ctx), version).await
-        }
-        legacy => match hello_round(ctx, stream, legacy, &hello::LEGACY_SUITES).await {
-            Ok((answered, suite)) if answered == legacy.wire() => AttemptOutcome::Accepted {
-                version: legacy,
-                suite,
-            },
-            // Only the version offered counts as accepted.
-            Ok((answered, _)) => AttemptOutcome::Refused(Refusal::OtherVersion(answered)),
-            Err(outcome) => outcome,
-        },
-    }
 }
 
 /// Accepted only with the version offered and a suite of the class.
@@ -235,7 +324,12 @@ async fn drain<R: AsyncRead + Unpin>(reader: &mut R) {
 /// Offers each weak class in the best TLS 1.2-or-older version accepted.
 async fn cipher_round(ctx: &ProbeCtx<'_>, protocols: &[ProtocolAttempt]) -> Vec<CipherAttempt> {
     let older = protocols.iter().filter(|p| p.version <= TlsVersion::Tls12);
-    let accepted = |p: &&ProtocolAttempt| matches!(p.outcome, AttemptOutcome::Accepted { .. });
+    let accepted = |p: &&ProtocolAttempt| {
+        matches!(
+            p.outcome,
+            AttemptOutcome::Accepted { .. } | AttemptOutcome::Negotiated { .. }
+        )
+    };
     let best = older.clone().filter(accepted).map(|p| p.version).max();
     let Some(best) = best else {
         let refused = older
