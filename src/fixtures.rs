@@ -94,6 +94,8 @@ pub fn healthy() -> Facts {
         }),
         direct_tls: None,
         total_seconds: 0.005,
+        budget_seconds: 10.0,
+        queued_seconds: 0.0,
         now: NOW,
         scan: None,
     }

@@ -32,7 +32,7 @@ pub async fn run(fleet: &Fleet) -> FleetReport {
     let slots = Semaphore::new(fleet.concurrency);
     let alive = Semaphore::new(fleet.concurrency.saturating_mul(ALIVE_FACTOR));
     let reports = join_all(fleet.targets.iter().map(|target| async {
-        let report = one(fleet, target, &slots, &alive).await;
+        let report = one(fleet, target, started, &slots, &alive).await;
         NamedReport {
             name: target.name.clone(),
             report,
@@ -42,7 +42,13 @@ pub async fn run(fleet: &Fleet) -> FleetReport {
     FleetReport::new(reports, started.elapsed().as_secs_f64())
 }
 
-async fn one(fleet: &Fleet, target: &FleetTarget, slots: &Semaphore, alive: &Semaphore) -> Report {
+async fn one(
+    fleet: &Fleet,
+    target: &FleetTarget,
+    started: Instant,
+    slots: &Semaphore,
+    alive: &Semaphore,
+) -> Report {
     let endpoint = match &target.endpoint {
         Ok(endpoint) => endpoint,
         Err(reason) => return Report::unusable(reason.clone()),
@@ -56,7 +62,8 @@ async fn one(fleet: &Fleet, target: &FleetTarget, slots: &Semaphore, alive: &Sem
     let Ok(Some((_alive, slot))) = tokio::time::timeout_at(deadline.into(), turn).await else {
         return not_probed(fleet);
     };
-    let work = check(&fleet.module, endpoint, deadline);
+    let queued = started.elapsed();
+    let work = check(&fleet.module, endpoint, deadline, queued);
     tokio::pin!(work);
     tokio::select! {
         report = &mut work => report,
@@ -67,9 +74,16 @@ async fn one(fleet: &Fleet, target: &FleetTarget, slots: &Semaphore, alive: &Sem
     }
 }
 
-/// Probes and judges one endpoint with `module`, over by `deadline`.
-pub async fn check(module: &Module, endpoint: &probe::Endpoint, deadline: Instant) -> Report {
-    let facts = probe::run_all(&module.checks, endpoint, deadline).await;
+/// Probes and judges one endpoint with `module`, over by `deadline`;
+/// `queued` is how long it waited for its turn (zero in a single run).
+pub async fn check(
+    module: &Module,
+    endpoint: &probe::Endpoint,
+    deadline: Instant,
+    queued: Duration,
+) -> Report {
+    let mut facts = probe::run_all(&module.checks, endpoint, deadline).await;
+    facts.queued_seconds = queued.as_secs_f64();
     policy::evaluate(facts, endpoint.target.clone(), module.thresholds.clone())
 }
 

@@ -67,6 +67,7 @@ pub fn check(plan: Plan) -> Outcome {
             &single.module,
             &single.endpoint,
             single.deadline,
+            std::time::Duration::ZERO,
         )))),
         Plan::Fleet(fleet) => Outcome::Fleet(runtime.block_on(fleet::run(&fleet))),
     };

@@ -19,7 +19,9 @@
 #                                    PGDATABASE PGPASSWORD PGSSLMODE=verify-full
 #                                    PGSSLROOTCERT), to prefix a command with
 #
-# Env: PG_BINDIR (server binaries), DEMO_PORT (default: first free from 55432).
+# Env: PG_BINDIR (server binaries), DEMO_PORT (default: first free from 55432),
+#      CLUSTER_EXTRA_CONF (postgresql.conf lines appended last, e.g.
+#      "max_connections = 300").
 
 : "${repo:?set repo before sourcing scripts/lib/cluster.sh}"
 
@@ -96,6 +98,7 @@ cluster_start() {
 		echo "listen_addresses = '127.0.0.1'"
 		echo "port = $port"
 		echo "unix_socket_directories = '$work'"
+		printf '%s\n' "${CLUSTER_EXTRA_CONF:-}"
 	} >>"$work/data/postgresql.conf"
 	cp "$repo/docker/postgres/pg_hba.conf" "$work/data/pg_hba.conf"
 	if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$work/data/pg_hba.conf"; fi

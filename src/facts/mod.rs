@@ -456,6 +456,11 @@ pub struct Facts {
     pub direct_tls: Option<DirectTlsFacts>,
     /// Wall time of the whole probe phase, seconds.
     pub total_seconds: f64,
+    /// How long the probes had: from their start to the run's deadline.
+    pub budget_seconds: f64,
+    /// How long this target waited for its turn in a fleet before that
+    /// (0 in a single run).
+    pub queued_seconds: f64,
     /// Seconds since the Unix epoch when the probe ran (for days-left).
     pub now: i64,
     /// Protocol and cipher scan; None with `--scan none`.

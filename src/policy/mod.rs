@@ -15,7 +15,7 @@ pub mod scan;
 use crate::conn::{SslMode, Target};
 use crate::facts::{
     date, CertChainFacts, CertFacts, Facts, HandshakeFailure, PgStatSsl, PlaintextFacts,
-    PlaintextOutcome, SessionFacts, SessionFailure, SslRequestFailure, TlsVersion,
+    PlaintextOutcome, SessionFailure, SslRequestFailure, TlsVersion,
 };
 use crate::plan::Cidr;
 
@@ -204,7 +204,7 @@ impl Report {
 
 pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report {
     let session = &facts.session;
-    let mut findings = vec![connection(session, &target)];
+    let mut findings = vec![connection(&facts, &target)];
     findings.extend(certificate(&session.chain));
     let expiry = soonest_expiry(&session.chain, facts.now);
     findings.extend(expiry.as_ref().map(|e| expiry_finding(e, &thresholds)));
@@ -317,7 +317,8 @@ pub fn describe_handshake(failure: &HandshakeFailure, target: &Target) -> String
     }
 }
 
-fn connection(session: &SessionFacts, target: &Target) -> Finding {
+fn connection(facts: &Facts, target: &Target) -> Finding {
+    let session = &facts.session;
     let Some(failure) = &session.failure else {
         let version = session
             .pg_stat_ssl
@@ -334,6 +335,22 @@ fn connection(session: &SessionFacts, target: &Target) -> Finding {
             ),
         );
     };
+    // A fleet's queue took most of this target's time: its timeout says
+    // more about the queue than about the server.
+    if matches!(failure, SessionFailure::Timeout { .. })
+        && facts.queued_seconds > facts.budget_seconds
+    {
+        return finding(
+            Check::Connection,
+            Status::Unknown,
+            format!(
+                "{}, having waited {:.1} s for its turn in the fleet: it had {:.1} s of the run (raise --timeout or --concurrency)",
+                describe_failure(failure, target),
+                facts.queued_seconds,
+                facts.budget_seconds
+            ),
+        );
+    }
     // Could not check (our fault, or logged in without the view): UNKNOWN;
     // everything else is the server failing its clients.
     let status = match failure {
@@ -736,6 +753,28 @@ mod tests {
         assert!(report.findings[0]
             .summary
             .contains("timed out at SSLRequest"));
+    }
+
+    /// A fleet target that waited longer for its turn than it then had is
+    /// not blamed for timing out: UNKNOWN, naming the queue.
+    #[test]
+    fn a_timeout_after_a_long_queue_is_unknown() {
+        let mut facts = healthy();
+        facts.session.failure = Some(SessionFailure::Timeout {
+            stage: Stage::SslRequest,
+            after_ms: 300,
+        });
+        facts.budget_seconds = 0.3;
+        facts.queued_seconds = 2.7;
+        let f = judge(facts.clone()).findings[0].clone();
+        assert_eq!(f.status, Status::Unknown);
+        assert!(
+            f.summary.contains("waited 2.7 s for its turn"),
+            "{}",
+            f.summary
+        );
+        facts.queued_seconds = 0.2;
+        assert_eq!(judge(facts).findings[0].status, Status::Critical);
     }
 
     #[test]

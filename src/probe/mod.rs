@@ -176,17 +176,19 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
     let addrs = match resolved {
         Ok(Ok(addrs)) => addrs,
         Ok(Err(failure)) => {
-            return unresolved(checks, started, now, SessionFailure::Resolve(failure));
+            return unresolved(
+                checks,
+                started,
+                deadline,
+                now,
+                SessionFailure::Resolve(failure),
+            );
         }
         Err(_) => {
             let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let stage = Stage::Resolve;
-            return unresolved(
-                checks,
-                started,
-                now,
-                SessionFailure::Timeout { stage, after_ms },
-            );
+            let failure = SessionFailure::Timeout { stage, after_ms };
+            return unresolved(checks, started, deadline, now, failure);
         }
     };
     let ctx = ProbeCtx {
@@ -232,13 +234,21 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
         plaintext,
         direct_tls,
         total_seconds: started.elapsed().as_secs_f64(),
+        budget_seconds: deadline.saturating_duration_since(started).as_secs_f64(),
+        queued_seconds: 0.0,
         now,
         scan,
     }
 }
 
 /// Every check stopped at name resolution, for the same reason.
-fn unresolved(checks: &Checks, started: Instant, now: i64, failure: SessionFailure) -> Facts {
+fn unresolved(
+    checks: &Checks,
+    started: Instant,
+    deadline: Instant,
+    now: i64,
+    failure: SessionFailure,
+) -> Facts {
     let (undecided, outcome) = match &failure {
         SessionFailure::Resolve(f) => (
             Undecided::Unresolved(f.clone()),
@@ -263,6 +273,8 @@ fn unresolved(checks: &Checks, started: Instant, now: i64, failure: SessionFailu
         }),
         direct_tls: checks.direct_tls.then_some(DirectTlsFacts::NotAttempted),
         total_seconds: started.elapsed().as_secs_f64(),
+        budget_seconds: deadline.saturating_duration_since(started).as_secs_f64(),
+        queued_seconds: 0.0,
         now,
         scan: checks
             .scan
