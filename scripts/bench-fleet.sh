@@ -88,19 +88,18 @@ env_for() { # the client environment with this service file
 mapfile -t fleet_env < <(env_for "$services")
 mapfile -t silent_env < <(env_for "$with_silent")
 
-fleet_run() {
-	env -i "${fleet_env[@]}" "$probe" --services 'fleet-*' --format json >"$work/fleet.json" || true
+fleet_run() { # [time file]: one fleet run, timed by GNU time when given a file
+	local timer=()
+	[ $# -gt 0 ] && timer=(/usr/bin/time -f '%e %U %S %M' -o "$1")
+	"${timer[@]}" env -i "${fleet_env[@]}" "$probe" --services 'fleet-*' --format json \
+		>"$work/fleet.json" || true
 }
-xargs_run() {
-	seq -f 'service=fleet-%03g' 1 "$targets" |
-		env -i "${fleet_env[@]}" xargs -P 16 -n 1 "$probe" --format json >"$work/xargs.json" || true
-}
-export -f fleet_run xargs_run
-export work probe targets
-
-measure() { # label command -> "wall user sys maxrss_kib"
-	/usr/bin/time -f '%e %U %S %M' -o "$work/time.$1" bash -c "$2"
-	cat "$work/time.$1"
+xargs_run() { # [time file]: the same targets as single runs, 16 at a time
+	local timer=()
+	[ $# -gt 0 ] && timer=(/usr/bin/time -f '%e %U %S %M' -o "$1")
+	seq -f 'service=fleet-%03g' 1 "$targets" >"$work/names"
+	"${timer[@]}" env -i "${fleet_env[@]}" xargs -a "$work/names" -P 16 -n 1 \
+		"$probe" --format json >"$work/xargs.json" || true
 }
 
 step "correctness: every target OK in both"
@@ -115,9 +114,11 @@ echo "fleet: $ok of $targets OK; xargs: $xok of $targets OK"
 step "timing: $runs runs each, interleaved"
 fw=() fc=() fm=() xw=() xc=() xm=()
 for r in $(seq "$runs"); do
-	read -r w u s m < <(measure fleet fleet_run)
+	fleet_run "$work/time.fleet"
+	read -r w u s m <"$work/time.fleet"
 	fw+=("$w") fc+=("$(echo "$u + $s" | bc)") fm+=("$m")
-	read -r w u s m < <(measure xargs xargs_run)
+	xargs_run "$work/time.xargs"
+	read -r w u s m <"$work/time.xargs"
 	xw+=("$w") xc+=("$(echo "$u + $s" | bc)") xm+=("$m")
 	echo "run $r: fleet ${fw[-1]} s wall, ${fc[-1]} s CPU, ${fm[-1]} KiB; xargs ${xw[-1]} s wall, ${xc[-1]} s CPU, ${xm[-1]} KiB"
 done
