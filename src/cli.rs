@@ -67,40 +67,13 @@ pub struct Args {
     #[arg(short = 'd', long)]
     pub dbname: Option<String>,
 
-    /// Whole-run deadline in seconds; the process exits within it plus one second.
-    #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub timeout: f64,
-
-    /// WARNING when a certificate expires within this many days.
-    #[arg(short = 'w', long, default_value_t = 30, value_name = "DAYS")]
-    pub warning_days: i64,
-
-    /// CRITICAL when a certificate expires within this many days.
-    #[arg(short = 'c', long, default_value_t = 7, value_name = "DAYS")]
-    pub critical_days: i64,
-
-    /// Lowest acceptable negotiated protocol (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3).
-    #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
-    pub min_tls_version: String,
-
     /// How TLS starts: postgres (SSLRequest first, the default) or direct
     /// (PostgreSQL 17+: TLS at once, ALPN "postgresql"). As libpq's sslnegotiation.
     #[arg(long, value_name = "MODE")]
     pub sslnegotiation: Option<String>,
 
-    /// Do not check that the server rejects a plaintext connection.
-    #[arg(long)]
-    pub skip_plaintext_check: bool,
-
-    /// Also audit the server itself over the verify-full session: TLS settings,
-    /// pg_hba.conf rules and unencrypted TCP sessions (needs privileges; see README).
-    #[arg(long)]
-    pub audit: bool,
-
-    /// With --audit: accept plaintext client sessions from this address or
-    /// CIDR range (repeatable; never replication).
-    #[arg(long, value_name = "CIDR")]
-    pub allow_plaintext_from: Vec<String>,
+    #[command(flatten)]
+    pub module: ModuleFlags,
 
     /// Probe every service of the service files whose name matches this
     /// shell pattern ('*' for all); repeatable. One run, one report per
@@ -117,6 +90,83 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     pub format: Format,
 
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// `pg-tls-probe serve`: a Prometheus exporter on the blackbox_exporter
+/// multi-target pattern (`/probe?target=NAME&module=M`, `/metrics`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "pg-tls-probe serve",
+    version,
+    disable_help_flag = true,
+    about = "Serves probes to Prometheus: GET /probe?target=NAME[&module=M] probes a service of the service files (or a target of --config) and answers Prometheus metrics; GET /metrics has the exporter's own. The probe flags below make the default module.",
+    after_help = "Targets come only from the service files and --config: /probe with any other name is a 404 and nothing is connected to. See docs/exporter.md."
+)]
+pub struct ServeArgs {
+    /// Address and port to listen on (10543: outside 9100-9999, which
+    /// Prometheus's default-port list has full).
+    #[arg(long, default_value = "127.0.0.1:10543", value_name = "ADDR:PORT")]
+    pub listen: String,
+
+    /// TOML file with more modules ([modules.NAME]) and targets
+    /// ([targets.NAME] conninfo = "..."), see docs/exporter.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Probes running at once; a scrape beyond this gets 503 at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_in_flight: usize,
+
+    /// Seconds taken off Prometheus's X-Prometheus-Scrape-Timeout-Seconds,
+    /// so the answer arrives before Prometheus gives up (as blackbox_exporter).
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub timeout_offset: f64,
+
+    #[command(flatten)]
+    pub module: ModuleFlags,
+
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// What to check and how to judge it: the flags a probe run and `serve`
+/// share (in `serve`, the default module).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModuleFlags {
+    /// Whole-run deadline in seconds; the process exits within it plus one second.
+    #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+
+    /// WARNING when a certificate expires within this many days.
+    #[arg(short = 'w', long, default_value_t = 30, value_name = "DAYS")]
+    pub warning_days: i64,
+
+    /// CRITICAL when a certificate expires within this many days.
+    #[arg(short = 'c', long, default_value_t = 7, value_name = "DAYS")]
+    pub critical_days: i64,
+
+    /// Lowest acceptable negotiated protocol (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3).
+    #[arg(long, default_value = "TLSv1.2", value_name = "VERSION")]
+    pub min_tls_version: String,
+
+    /// Do not check that the server rejects a plaintext connection.
+    #[arg(long)]
+    pub skip_plaintext_check: bool,
+
+    /// Also audit the server itself over the verify-full session: TLS settings,
+    /// pg_hba.conf rules and unencrypted TCP sessions (needs privileges; see README).
+    #[arg(long)]
+    pub audit: bool,
+
+    /// With --audit: accept plaintext client sessions from this address or
+    /// CIDR range (repeatable; never replication).
+    #[arg(long, value_name = "CIDR")]
+    pub allow_plaintext_from: Vec<String>,
+
     /// Protocol scan: one handshake per version (protocols), plus weak cipher classes (full).
     #[arg(long, value_enum, default_value_t = Scan::Protocols)]
     pub scan: Scan,
@@ -128,10 +178,6 @@ pub struct Args {
     /// Status when the server accepts a weak cipher class (--scan full).
     #[arg(long, value_enum, default_value_t = Severity::Warning)]
     pub weak_ciphers: Severity,
-
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help)]
-    pub help: Option<bool>,
 }
 
 /// clap's own message quotes the offending text, which may be a

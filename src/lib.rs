@@ -17,6 +17,7 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod render;
+pub mod serve;
 pub mod tls;
 
 #[cfg(test)]

@@ -11,13 +11,16 @@ use std::time::Instant;
 
 use clap::Parser;
 
-use pg_tls_probe::cli::{self, Args, Format};
+use pg_tls_probe::cli::{self, Args, Format, ServeArgs};
 use pg_tls_probe::policy::Report;
-use pg_tls_probe::{plan, render, Outcome};
+use pg_tls_probe::{plan, render, serve, Outcome};
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let raw: Vec<OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == "serve") {
+        return serve(&raw[1..]);
+    }
     let args = match Args::try_parse_from(&raw) {
         Ok(args) => args,
         Err(e) => {
@@ -55,4 +58,42 @@ fn emit(outcome: &Outcome, format: Format) -> ExitCode {
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     ExitCode::from(outcome.status().exit_code())
+}
+
+/// `pg-tls-probe serve`: runs until SIGTERM; a configuration it cannot
+/// use is an error before it listens (exit 2, as daemons do, not a
+/// Nagios status).
+fn serve(raw: &[OsString]) -> ExitCode {
+    let args = match ServeArgs::try_parse_from(raw) {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "pg-tls-probe serve: {}; try 'pg-tls-probe serve --help'",
+                cli::argument_error(&e)
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match serve::Exporter::bind(&args, plan::Environment::process()) {
+        Ok(exporter) => {
+            if let Some(addr) = exporter.local_addr() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "pg-tls-probe serve: listening on http://{addr}/"
+                );
+            }
+            exporter.run();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "pg-tls-probe serve: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Args, Scan, Severity};
+use crate::cli::{Args, ModuleFlags, Scan, Severity};
 use crate::conn::{self, Flags};
 use crate::facts::{ScanLevel, TlsVersion};
 use crate::policy::{scan::ScanPolicy, Status, Thresholds};
@@ -68,7 +68,7 @@ pub struct Module {
 }
 
 /// Looks up an environment variable.
-pub type VarLookup = Box<dyn Fn(&str) -> Option<OsString>>;
+pub type VarLookup = Box<dyn Fn(&str) -> Option<OsString> + Send + Sync>;
 
 /// The process's view of its surroundings, passed in so tests and fuzzers
 /// need no process state.
@@ -95,7 +95,7 @@ impl Environment {
 
 /// Validates the flags and loads what the probes need (CA and key files).
 pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, String> {
-    let module = module(args)?;
+    let module = module(&args.module)?;
     let deadline = started + module.timeout;
     if !(1..=4096).contains(&args.concurrency) {
         return Err(format!(
@@ -207,6 +207,11 @@ fn matching_services(
     Ok(names)
 }
 
+/// Loads the trust store and client identity `target` names.
+pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
+    Loaded::default().endpoint(target)
+}
+
 /// Trust stores already read, by source: a fleet's targets mostly share one.
 #[derive(Default)]
 struct Loaded {
@@ -239,7 +244,7 @@ impl Loaded {
 }
 
 /// The checks, thresholds and timeout from the flags.
-pub fn module(args: &Args) -> Result<Module, String> {
+pub fn module(args: &ModuleFlags) -> Result<Module, String> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
         return Err(format!(
             "--timeout must be more than 0 and at most 3600 seconds, not {}",

@@ -218,6 +218,12 @@ pub fn resolve_all(
         .collect()
 }
 
+/// Whether a connection string or URI sets a password (for refusing one
+/// where it does not belong).
+pub fn password_in(conninfo: &str, notes: &mut Vec<String>) -> Result<bool, UsageError> {
+    Ok(conninfo::parse(conninfo, notes)?.password.is_some())
+}
+
 /// The service files the sources name (the `servicefile` keyword of the
 /// connection string, PGSERVICEFILE, PGSYSCONFDIR, the home directory), for
 /// listing their services.

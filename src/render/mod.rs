@@ -6,6 +6,7 @@
 mod audit;
 mod fleet;
 mod json;
+pub mod metrics;
 mod nagios;
 mod text;
 
