@@ -26,16 +26,16 @@ fn start(plaintext: Plaintext) -> Option<(Server, PathBuf)> {
     Some((server, root))
 }
 
-fn article() -> Option<&'static SharedServer> {
+pub fn article() -> Option<&'static SharedServer> {
     pg::shared("fleet-article", || start(Plaintext::Reject))
 }
 
-fn plaintext_allowed() -> Option<&'static SharedServer> {
+pub fn plaintext_allowed() -> Option<&'static SharedServer> {
     pg::shared("fleet-plaintext", || start(Plaintext::Scram))
 }
 
 /// One `[name]` group reaching `server` as the test role, verify-full.
-fn group(name: &str, server: &Server, root: &std::path::Path, extra: &str) -> String {
+pub fn group(name: &str, server: &Server, root: &std::path::Path, extra: &str) -> String {
     format!(
         "[{name}]\nhost=localhost\nport={}\nuser={}\ndbname=postgres\nsslmode=verify-full\nsslrootcert={}\n{extra}",
         server.port,

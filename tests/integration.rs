@@ -40,3 +40,7 @@ mod testssl;
 // Service files (resolved as psql resolves them) and runs over many
 // targets: --services, host lists, silent targets.
 mod fleet;
+
+// `serve`, the Prometheus exporter: scrapes against real servers, no relay,
+// scrape timeouts, the in-flight cap, hostile HTTP, SIGTERM.
+mod exporter;

@@ -86,15 +86,25 @@ async fn probe(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             }
         },
     };
-    let Some(flags) = inventory(state, &name) else {
-        return refuse(
-            Rejection::UnknownTarget,
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown target \"{}\": only the services of the service files and the targets of --config are probed",
-                render::one_line(&name)
-            ),
-        );
+    let flags = match inventory(state, &name) {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            return refuse(
+                Rejection::UnknownTarget,
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown target \"{}\": only the services of the service files and the targets of --config are probed",
+                    render::one_line(&name)
+                ),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                Rejection::Inventory,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the service files cannot be read: {}", render::one_line(&e)),
+            )
+        }
     };
     let timeout = match scrape_timeout(req, module.timeout, state.offset) {
         Ok(t) => t,
@@ -116,21 +126,24 @@ async fn probe(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> 
 }
 
 /// The connection sources for `name`: a target of --config, or a group of
-/// the service files the exporter's environment names. None: not ours.
-fn inventory(state: &State, name: &str) -> Option<Flags> {
+/// the service files the exporter's environment names (read afresh, so an
+/// edited inventory needs no restart). None: not ours. A file that cannot
+/// be read is the exporter's problem, not an unknown target.
+fn inventory(state: &State, name: &str) -> Result<Option<Flags>, String> {
     if let Some(conninfo) = state.targets.get(name) {
-        return Some(Flags {
+        return Ok(Some(Flags {
             conninfo: Some(conninfo.clone()),
             ..Flags::default()
-        });
+        }));
     }
     let var = |k: &str| (state.env.var)(k).map(|v| v.to_string_lossy().into_owned());
-    let files = conn::service_files(&Flags::default(), &var, state.env.home.as_deref()).ok()?;
-    let names = files.names().ok()?;
-    names.iter().any(|n| n == name).then(|| Flags {
+    let files = conn::service_files(&Flags::default(), &var, state.env.home.as_deref())
+        .map_err(|e| e.to_string())?;
+    let names = files.names().map_err(|e| e.to_string())?;
+    Ok(names.iter().any(|n| n == name).then(|| Flags {
         service: Some(name.to_string()),
         ..Flags::default()
-    })
+    }))
 }
 
 /// Resolves and probes; a target that cannot be planned is an UNKNOWN

@@ -36,6 +36,8 @@ pub enum Rejection {
     BadRequest,
     /// `--max-in-flight` probes were running.
     InFlight,
+    /// The service files could not be read or parsed.
+    Inventory,
 }
 
 impl Rejection {
@@ -45,6 +47,7 @@ impl Rejection {
             Rejection::UnknownModule => "unknown_module",
             Rejection::BadRequest => "bad_request",
             Rejection::InFlight => "in_flight",
+            Rejection::Inventory => "inventory",
         }
     }
 }
@@ -70,7 +73,7 @@ impl Metrics {
         let rejected = Family::<Labels, Counter>::default();
         registry.register(
             "pgtls_exporter_scrapes_rejected",
-            "Scrapes answered without a probe, by reason (unknown_target, unknown_module, bad_request, in_flight)",
+            "Scrapes answered without a probe, by reason (unknown_target, unknown_module, bad_request, in_flight, inventory)",
             rejected.clone(),
         );
         let in_flight = Gauge::<i64>::default();
@@ -104,6 +107,7 @@ impl Metrics {
             Rejection::UnknownModule,
             Rejection::BadRequest,
             Rejection::InFlight,
+            Rejection::Inventory,
         ] {
             drop(rejected.get_or_create(&vec![("reason".into(), reason.name().into())]));
         }

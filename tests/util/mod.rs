@@ -11,6 +11,7 @@
 pub mod fake;
 pub mod pg;
 pub mod pki;
+pub mod serve;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
