@@ -140,8 +140,10 @@ pub fn module(args: &Args) -> Result<Module, String> {
 }
 
 /// Loads the trust store and client identity a target names.
-pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
-    let trust = tls::load_trust(&target.sslrootcert).map_err(|e| e.to_string())?;
+pub fn endpoint(mut target: conn::Target) -> Result<Endpoint, String> {
+    let trust = tls::load_trust(&target.sslrootcert)
+        .map_err(|e| e.to_string())?
+        .with_crls(&target.crl, &mut target.notes);
     let identity = match (&target.sslcert, &target.sslkey) {
         (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?),
         _ => None,

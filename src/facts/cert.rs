@@ -380,4 +380,7 @@ pub struct CertChainFacts {
     pub strict: Option<Result<(), StrictProblem>>,
     /// Why strict clients disagree with libpq (e.g. an X.509 v1 certificate).
     pub strict_only_issues: Vec<StrictOnlyIssue>,
+    /// CRLs loaded when revocation was checked (sslcrl/sslcrldir); None
+    /// when libpq's rules check none.
+    pub crls_checked: Option<usize>,
 }

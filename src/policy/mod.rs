@@ -366,10 +366,14 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                 Some(host) => format!(", name {host} matches"),
                 None => ", host name not checked (verify-ca)".to_string(),
             };
+            let revocation = match chain.crls_checked {
+                Some(n) => format!(", none revoked ({n} CRLs checked)"),
+                None => String::new(),
+            };
             finding(
                 Check::Certificate,
                 Status::Ok,
-                format!("chains to {anchor}{name}"),
+                format!("chains to {anchor}{name}{revocation}"),
             )
         }
         Err(CertProblem::ProbeCannotVerify(limit)) => finding(

@@ -23,7 +23,7 @@ use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
 use super::chain::{verify_signature, Budget, Signature};
 use crate::certs;
-use crate::conn;
+use crate::conn::{self, CrlFiles};
 use crate::facts::{CertProblem, CrlProblem, ProbeLimit};
 
 /// Files read from `sslcrldir` at most; a CRL directory holds one or two
@@ -61,19 +61,10 @@ impl Crl {
     }
 }
 
-/// What the CRL keywords resolved to, for [`load`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrlSource {
-    /// `sslcrl`, or libpq's default `~/.postgresql/root.crl`.
-    pub file: Option<PathBuf>,
-    /// `sslcrldir`.
-    pub dir: Option<PathBuf>,
-}
-
 /// Loads the CRLs the way libpq's X509_STORE_load_locations call does:
 /// None means "no revocation check", as when libpq's load fails (a
 /// missing file included); `notes` says why when something was asked for.
-pub(crate) fn load(source: &CrlSource, notes: &mut Vec<String>) -> Option<Vec<Crl>> {
+pub(crate) fn load(source: &CrlFiles, notes: &mut Vec<String>) -> Option<Vec<Crl>> {
     if source.file.is_none() && source.dir.is_none() {
         return None;
     }
@@ -237,4 +228,180 @@ pub(super) fn check_revocation(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::SslMode;
+    use crate::fixtures::pki::*;
+    use crate::tls::{judge_chain, TrustStore};
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+
+    /// A CRL by `issuer`, valid at [`AT`] unless `until` says otherwise,
+    /// revoking `serials`.
+    fn crl_pem(issuer: &Issuer, serials: &[u64], until: (i32, u8)) -> String {
+        CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 6, 1),
+            next_update: rcgen::date_time_ymd(until.0, until.1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(2024, 6, 1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(issuer)
+        .unwrap()
+        .pem()
+        .unwrap()
+    }
+
+    fn with_crl_file(store: TrustStore, pem: &str) -> (TrustStore, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("root.crl");
+        std::fs::write(&file, pem).unwrap();
+        let mut notes = Vec::new();
+        let files = CrlFiles {
+            file: Some(file),
+            dir: None,
+        };
+        (store.with_crls(&files, &mut notes), notes)
+    }
+
+    fn serial_leaf(serial: u64, issuer: &Issuer) -> rustls_pki_types::CertificateDer<'static> {
+        let mut p = leaf_params(&["db.example.com"], None);
+        p.serial_number = Some(SerialNumber::from(serial));
+        sign(p, issuer)
+    }
+
+    fn judge_crl(
+        chain: &[rustls_pki_types::CertificateDer<'static>],
+        store: &TrustStore,
+    ) -> crate::facts::CertChainFacts {
+        judge_chain(chain, store, SslMode::VerifyFull, "db.example.com", AT)
+    }
+
+    #[test]
+    fn revoked_leaf_names_serial_and_crl() {
+        let ca = root("CRL CA");
+        let (store, notes) = with_crl_file(trust(&[&ca]), &crl_pem(&ca, &[42], (2026, 1)));
+        assert!(notes.is_empty(), "{notes:?}");
+        let facts = judge_crl(&[serial_leaf(42, &ca)], &store);
+        assert_eq!(
+            libpq_problem(&facts),
+            CertProblem::Revoked {
+                subject: "CN=rcgen self signed cert".into(),
+                serial: "2a".into(),
+                crl: "CN=CRL CA".into()
+            }
+        );
+        let facts = judge_crl(&[serial_leaf(43, &ca)], &store);
+        assert_eq!(facts.libpq, Some(Ok(())));
+        assert_eq!(facts.crls_checked, Some(1));
+    }
+
+    /// CRL_CHECK_ALL: with a CRL loaded, the intermediate's certificates
+    /// need one from it too, and the root its own.
+    #[test]
+    fn every_ca_needs_its_crl() {
+        let ca = root("Root CA");
+        let int = intermediate("Int CA", |_| {}, &ca);
+        let chain = [serial_leaf(7, &int), int.der().clone()];
+        let (store, _) = with_crl_file(trust(&[&ca]), &crl_pem(&ca, &[], (2026, 1)));
+        assert_eq!(
+            libpq_problem(&judge_crl(&chain, &store)),
+            CertProblem::Crl(CrlProblem::Missing {
+                subject: "CN=rcgen self signed cert".into(),
+                issuer: "CN=Int CA".into()
+            })
+        );
+        let both = crl_pem(&ca, &[], (2026, 1)) + &crl_pem(&int, &[], (2026, 1));
+        let (store, _) = with_crl_file(trust(&[&ca]), &both);
+        assert_eq!(judge_crl(&chain, &store).libpq, Some(Ok(())));
+        let (store, _) = with_crl_file(trust(&[&ca]), &crl_pem(&int, &[], (2026, 1)));
+        assert_eq!(
+            libpq_problem(&judge_crl(&chain, &store)),
+            CertProblem::Crl(CrlProblem::Missing {
+                subject: "CN=Int CA".into(),
+                issuer: "CN=Root CA".into()
+            })
+        );
+    }
+
+    #[test]
+    fn expired_crl_fails_as_openssl_fails() {
+        let ca = root("CRL CA");
+        let (store, _) = with_crl_file(trust(&[&ca]), &crl_pem(&ca, &[], (2024, 12)));
+        assert!(matches!(
+            libpq_problem(&judge_crl(&[serial_leaf(1, &ca)], &store)),
+            CertProblem::Crl(CrlProblem::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn a_crl_signed_by_another_key_fails() {
+        let ca = root("CRL CA");
+        let impostor = root("CRL CA");
+        let (store, _) = with_crl_file(trust(&[&ca]), &crl_pem(&impostor, &[], (2026, 1)));
+        assert!(matches!(
+            libpq_problem(&judge_crl(&[serial_leaf(1, &ca)], &store)),
+            CertProblem::Crl(CrlProblem::BadSignature { .. })
+        ));
+    }
+
+    /// A file that is missing or holds no CRL: libpq checks nothing, silently;
+    /// the probe does the same and says so. An empty directory fails everything.
+    #[test]
+    fn unloadable_sources_follow_libpq() {
+        let ca = root("CRL CA");
+        let dir = tempfile::tempdir().unwrap();
+        let mut notes = Vec::new();
+        let store = trust(&[&ca]).with_crls(
+            &CrlFiles {
+                file: Some(dir.path().join("missing.crl")),
+                dir: None,
+            },
+            &mut notes,
+        );
+        assert_eq!(
+            judge_crl(&[serial_leaf(1, &ca)], &store).libpq,
+            Some(Ok(()))
+        );
+        assert!(notes[0].contains("checks no revocation"), "{notes:?}");
+
+        let mut notes = Vec::new();
+        let store = trust(&[&ca]).with_crls(
+            &CrlFiles {
+                file: None,
+                dir: Some(dir.path().to_path_buf()),
+            },
+            &mut notes,
+        );
+        assert!(matches!(
+            libpq_problem(&judge_crl(&[serial_leaf(1, &ca)], &store)),
+            CertProblem::Crl(CrlProblem::Missing { .. })
+        ));
+        std::fs::write(dir.path().join("0a1b2c3d.r0"), crl_pem(&ca, &[], (2026, 1))).unwrap();
+        std::fs::write(dir.path().join("README"), "not a CRL").unwrap();
+        let mut notes = Vec::new();
+        let store = trust(&[&ca]).with_crls(
+            &CrlFiles {
+                file: None,
+                dir: Some(dir.path().to_path_buf()),
+            },
+            &mut notes,
+        );
+        assert_eq!(
+            judge_crl(&[serial_leaf(1, &ca)], &store).libpq,
+            Some(Ok(()))
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+    }
 }

@@ -11,7 +11,6 @@ mod crl;
 mod hostname;
 mod verify;
 
-pub use crl::CrlSource;
 #[cfg(test)]
 pub(crate) use verify::judge_chain;
 pub(crate) use verify::{tls12_signature, tls13_signature};
@@ -25,7 +24,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::conn::{self, RootCerts, SslMode, UsageError};
+use crate::conn::{self, CrlFiles, RootCerts, SslMode, UsageError};
 use crate::facts::{CertChainFacts, HandshakeProgress, ProbeLimit, TrustSource};
 
 use chain::Anchor;
@@ -46,7 +45,7 @@ pub struct TrustStore {
 impl TrustStore {
     /// Adds the CRLs `source` names, as libpq loads them beside a
     /// sslrootcert file; what could not be loaded is said in `notes`.
-    pub fn with_crls(mut self, source: &CrlSource, notes: &mut Vec<String>) -> TrustStore {
+    pub fn with_crls(mut self, source: &CrlFiles, notes: &mut Vec<String>) -> TrustStore {
         self.crls = crl::load(source, notes).map(Arc::new);
         self
     }

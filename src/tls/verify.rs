@@ -223,6 +223,7 @@ impl LibpqVerifier {
             libpq: Some(libpq.clone()),
             strict: Some(strict_result),
             strict_only_issues: strict_only,
+            crls_checked: trust.crls.as_ref().map(|c| c.len()),
         };
         (facts, libpq)
     }
