@@ -36,3 +36,6 @@ mod audit;
 
 // The protocol scan cross-checked with testssl.sh on real servers.
 mod testssl;
+
+// The certificate verdict against psql's on a generated corpus (issue 14).
+mod differential;

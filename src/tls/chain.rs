@@ -613,7 +613,34 @@ fn verify_signed_by(
     cert: &X509Certificate<'_>,
     key: &SubjectPublicKeyInfo<'_>,
 ) -> Result<(), Signature> {
+    if !pss_salt_supported(cert) {
+        return Err(Signature::Unsupported);
+    }
     verify_signature(key, |k| cert.verify_signature(Some(k)))
+}
+
+/// ring verifies RSASSA-PSS only with a salt as long as the hash; OpenSSL
+/// signs with the longest salt by default (`-sigopt rsa_padding_mode:pss`)
+/// and verifies any.
+fn pss_salt_supported(cert: &X509Certificate<'_>) -> bool {
+    let alg = &cert.signature_algorithm;
+    if alg.algorithm != x509_parser::oid_registry::OID_PKCS1_RSASSAPSS {
+        return true;
+    }
+    let Some(params) = alg
+        .parameters
+        .as_ref()
+        .and_then(|p| x509_parser::signature_algorithm::RsaSsaPssParams::try_from(p).ok())
+    else {
+        return false;
+    };
+    let hash_len = match params.hash_algorithm_oid().to_id_string().as_str() {
+        "2.16.840.1.101.3.4.2.1" => 32,
+        "2.16.840.1.101.3.4.2.2" => 48,
+        "2.16.840.1.101.3.4.2.3" => 64,
+        _ => return false,
+    };
+    params.salt_length() == hash_len
 }
 
 /// OpenSSL's check_ca(): may this certificate issue others?

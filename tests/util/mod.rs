@@ -42,6 +42,8 @@ const LIBPQ_VARS: &[&str] = &[
     "PGSSLMODE",
     "PGCONNECT_TIMEOUT",
     "PGSSLNEGOTIATION",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
 ];
 
 /// One run of the binary, built up with libpq variables and flags.
