@@ -306,3 +306,77 @@ fn probe_agrees_with_psql_on_the_corpus() {
         disagreements.join("\n")
     );
 }
+
+/// Issue 10, item 3: path building is bounded. A server sending a 64 KB
+/// chain of same-named CAs, and an sslrootcert of thousands of same-named
+/// CAs, each end with a verdict well within `--timeout 1` (+ 1 s), and
+/// the verdicts are libpq's.
+#[test]
+fn hostile_chains_end_within_the_timeout() {
+    use crate::util::pki::{Ca, Validity};
+    let real = Ca::root("Flood CA");
+    let leaf = real.server(&["localhost"], Validity::normal());
+    // 150 self-signed CAs of the same name: about 60 KB on the wire.
+    let flood: Vec<Ca> = (0..150).map(|_| Ca::root("Flood CA")).collect();
+    let mut chain = leaf.cert_pem.clone();
+    for ca in &flood {
+        chain.push_str(&ca.cert_pem);
+    }
+    assert!(chain.len() > 60_000, "{}", chain.len());
+    let spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: chain,
+        key_pem: leaf.key_pem.clone(),
+        ca_pem: real.cert_pem.clone(),
+    });
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+
+    // The client trusts another CA: every same-named certificate the
+    // server sent is a candidate, none is trusted.
+    let other = server.client_file("other.crt", &Ca::root("Other CA").cert_pem);
+    let (psql_ok, _) = server.psql_tcp(
+        &format!(
+            "host=localhost sslmode=verify-full sslrootcert={}",
+            other.display()
+        ),
+        "select 1",
+    );
+    assert!(!psql_ok);
+    let out = Probe::server(&server, &other)
+        .args(["--timeout", "1", "--scan", "none"])
+        .run();
+    out.expect_exit(2)
+        .expect_failure("certificate")
+        .expect_at("/failure/problem/kind", "unknown_issuer");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(2),
+        "{}",
+        out.context()
+    );
+
+    // A bundle of 3,000 same-named CAs with the real one last: found by its
+    // key identifier, as OpenSSL finds it.
+    let mut bundle: String = (0..3_000)
+        .map(|_| Ca::root_valid("Flood CA", Validity::normal()).cert_pem)
+        .collect();
+    bundle.push_str(&real.cert_pem);
+    let bundle = server.client_file("bundle.crt", &bundle);
+    let (psql_ok, said) = server.psql_tcp(
+        &format!(
+            "host=localhost sslmode=verify-full sslrootcert={}",
+            bundle.display()
+        ),
+        "select 1",
+    );
+    assert!(psql_ok, "{said}");
+    let out = Probe::server(&server, &bundle)
+        .args(["--timeout", "1", "--scan", "none"])
+        .run();
+    out.expect_check("certificate", "OK");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(2),
+        "{}",
+        out.context()
+    );
+}
