@@ -33,13 +33,37 @@ pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
             |alg| alg.name.to_string(),
         ),
         is_ca: cert.is_ca(),
-        self_signed: names_match(cert.subject(), cert.issuer())
-            && cert.verify_signature(None).is_ok(),
+        self_signed: self_signed(&cert),
         sha256_fingerprint: hex::upper(
             ring::digest::digest(&ring::digest::SHA256, der).as_ref(),
             ":",
         ),
     })
+}
+
+/// Self-issued with no key identifier saying otherwise, as OpenSSL's
+/// X509_self_signed decides without checking the signature: a report
+/// fact, so a server sending many certificates costs no signature checks.
+fn self_signed(cert: &X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::ParsedExtension;
+    if !names_match(cert.subject(), cert.issuer()) {
+        return false;
+    }
+    let mut ski = None;
+    let mut aki = None;
+    for ext in cert.iter_extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                aki = a.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => {}
+        }
+    }
+    match (ski, aki) {
+        (Some(s), Some(a)) => s == a,
+        _ => true,
+    }
 }
 
 /// Parses one certificate, naming the parser's complaint on failure.

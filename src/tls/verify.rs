@@ -192,18 +192,22 @@ impl LibpqVerifier {
             Some(problem) => Err(problem),
             None => libpq_verdict(end_entity, &inter, trust, mode, host, now_secs),
         };
-        let strict_result = strict_verdict(
-            trust,
-            &self.provider,
-            end_entity,
-            intermediates,
-            server_name,
-            mode,
-            presented.first(),
-            now,
-        );
+        // The strict view only matters beside libpq's acceptance, and
+        // skipping it spares a hostile chain webpki's own search.
+        let strict_result = verdict.is_ok().then(|| {
+            strict_verdict(
+                trust,
+                &self.provider,
+                end_entity,
+                intermediates,
+                server_name,
+                mode,
+                presented.first(),
+                now,
+            )
+        });
         let strict_only = match (&verdict, &strict_result) {
-            (Ok(accepted), Err(reason)) => {
+            (Ok(accepted), Some(Err(reason))) => {
                 strict_only_issues(end_entity, &inter, accepted.name, reason)
             }
             _ => Vec::new(),
@@ -221,7 +225,7 @@ impl LibpqVerifier {
                 SslMode::VerifyCa => None,
             },
             libpq: Some(libpq.clone()),
-            strict: Some(strict_result),
+            strict: strict_result,
             strict_only_issues: strict_only,
             crls_checked: trust.crls.as_ref().map(|c| c.len()),
         };
