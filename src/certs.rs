@@ -10,7 +10,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::{AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name};
 
-use crate::facts::CertFacts;
+use crate::facts::{CertFacts, ProbeLimit};
 use crate::hex;
 
 /// Describes one DER certificate; Err with a reason when it does not parse.
@@ -33,13 +33,37 @@ pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
             |alg| alg.name.to_string(),
         ),
         is_ca: cert.is_ca(),
-        self_signed: names_match(cert.subject(), cert.issuer())
-            && cert.verify_signature(None).is_ok(),
+        self_signed: self_signed(&cert),
         sha256_fingerprint: hex::upper(
             ring::digest::digest(&ring::digest::SHA256, der).as_ref(),
             ":",
         ),
     })
+}
+
+/// Self-issued with no key identifier saying otherwise, as OpenSSL's
+/// X509_self_signed decides without checking the signature: a report
+/// fact, so a server sending many certificates costs no signature checks.
+fn self_signed(cert: &X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::ParsedExtension;
+    if !names_match(cert.subject(), cert.issuer()) {
+        return false;
+    }
+    let mut ski = None;
+    let mut aki = None;
+    for ext in cert.iter_extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                aki = a.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => {}
+        }
+    }
+    match (ski, aki) {
+        (Some(s), Some(a)) => s == a,
+        _ => true,
+    }
 }
 
 /// Parses one certificate, naming the parser's complaint on failure.
@@ -169,6 +193,49 @@ fn escape_rfc4514(value: &str) -> String {
     out
 }
 
+/// A byte string equal for two names exactly when [`names_match`] says
+/// they match: attribute types and canonical values, RDN by RDN. Lets a
+/// large trust store be searched by comparing bytes.
+pub(crate) fn name_key(name: &X509Name<'_>) -> Vec<u8> {
+    let mut key = Vec::new();
+    for rdn in name.iter_rdn() {
+        key.push(0x01);
+        for attr in rdn.iter() {
+            key.push(0x02);
+            key.extend_from_slice(attr.attr_type().as_bytes());
+            key.push(0x03);
+            match attr.as_str() {
+                Ok(s) => {
+                    key.push(b's');
+                    key.extend_from_slice(canonical(s).as_bytes());
+                }
+                Err(_) => {
+                    key.push(b'b');
+                    key.extend_from_slice(attr.attr_value().data);
+                }
+            }
+            key.push(0x04);
+        }
+    }
+    key
+}
+
+/// What kind of name a GeneralName is, for text that must not show Debug output.
+pub(crate) fn general_name_kind(name: &GeneralName<'_>) -> &'static str {
+    match name {
+        GeneralName::OtherName(..) => "otherName",
+        GeneralName::RFC822Name(_) => "rfc822Name (e-mail)",
+        GeneralName::DNSName(_) => "dNSName",
+        GeneralName::X400Address(_) => "x400Address",
+        GeneralName::DirectoryName(_) => "directoryName",
+        GeneralName::EDIPartyName(_) => "ediPartyName",
+        GeneralName::URI(_) => "uniformResourceIdentifier",
+        GeneralName::IPAddress(_) => "iPAddress",
+        GeneralName::RegisteredID(_) => "registeredID",
+        GeneralName::Invalid(..) => "an undecodable name",
+    }
+}
+
 /// Name equality as OpenSSL's X509_NAME_cmp sees it after canonicalisation:
 /// identical DER, or the same attributes with string values equal ignoring
 /// ASCII case and runs of whitespace.
@@ -236,8 +303,26 @@ pub(crate) fn key_description(spki: &SubjectPublicKeyInfo<'_>) -> String {
     }
 }
 
+/// Why the probe's crypto provider (ring) cannot check TLS handshake
+/// signatures made with this key, when it cannot: RSA keys over 8192 bits,
+/// RSA-PSS-only keys, EC curves other than P-256 and P-384, Ed448, DSA.
+/// OpenSSL, so libpq, handles all of them.
+pub(crate) fn handshake_limit(spki: &SubjectPublicKeyInfo<'_>) -> Option<ProbeLimit> {
+    let alg = &spki.algorithm.algorithm;
+    let supported = if *alg == oid_registry::OID_PKCS1_RSAENCRYPTION {
+        matches!(spki.parsed(), Ok(PublicKey::RSA(rsa)) if integer_bits(rsa.modulus) <= 8192)
+    } else if *alg == oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY {
+        matches!(key_description(spki).as_str(), "EC P-256" | "EC P-384")
+    } else {
+        alg.to_id_string() == "1.3.101.112"
+    };
+    (!supported).then(|| ProbeLimit::HandshakeKey {
+        key: key_description(spki),
+    })
+}
+
 /// Bit length of a big-endian unsigned integer (leading zero bytes ignored).
-fn integer_bits(bytes: &[u8]) -> usize {
+pub(crate) fn integer_bits(bytes: &[u8]) -> usize {
     let trimmed: &[u8] = match bytes.iter().position(|b| *b != 0) {
         Some(i) => &bytes[i..],
         None => return 0,
@@ -251,8 +336,9 @@ pub struct SignatureAlgorithm {
     pub oid: &'static str,
     /// OpenSSL's name.
     pub name: &'static str,
-    /// Signed over a SHA-1 digest.
-    pub sha1: bool,
+    /// Signed over SHA-1 or MD5, which OpenSSL 3 rates below security
+    /// level 1 (63 and 39 bits): refused under Debian's default level 2.
+    pub weak_digest: bool,
     /// The hash of `tls-server-end-point` channel binding (RFC 5929: the
     /// signature's hash, MD5 and SHA-1 raised to SHA-256); None for
     /// algorithms without one hash (Ed25519, Ed448, RSA-PSS).
@@ -262,13 +348,13 @@ pub struct SignatureAlgorithm {
 const fn alg(
     oid: &'static str,
     name: &'static str,
-    sha1: bool,
+    weak_digest: bool,
     end_point_hash: Option<&'static ring::digest::Algorithm>,
 ) -> SignatureAlgorithm {
     SignatureAlgorithm {
         oid,
         name,
-        sha1,
+        weak_digest,
         end_point_hash,
     }
 }
@@ -278,7 +364,7 @@ const SIGNATURE_ALGORITHMS: &[SignatureAlgorithm] = &[
     alg(
         "1.2.840.113549.1.1.4",
         "md5WithRSAEncryption",
-        false,
+        true,
         Some(&ring::digest::SHA256),
     ),
     alg(

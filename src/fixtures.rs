@@ -47,6 +47,7 @@ pub fn target() -> Target {
         sslrootcert: RootCerts::File("ca.crt".into()),
         sslcert: None,
         sslkey: None,
+        crl: Default::default(),
         channel_binding: ChannelBinding::Prefer,
         connect_timeout: None,
         application_name: "pg-tls-probe".into(),
@@ -68,6 +69,7 @@ pub fn healthy() -> Facts {
                 libpq: Some(Ok(())),
                 strict: Some(Ok(())),
                 strict_only_issues: vec![],
+                crls_checked: None,
             },
             server_version_num: Some(150018),
             pg_stat_ssl: Some(PgStatSsl {

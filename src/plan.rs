@@ -220,7 +220,7 @@ struct Loaded {
 
 impl Loaded {
     /// Loads the trust store and client identity `target` names.
-    fn endpoint(&mut self, target: conn::Target) -> Result<Endpoint, String> {
+    fn endpoint(&mut self, mut target: conn::Target) -> Result<Endpoint, String> {
         let trust = match self.trust.iter().find(|(r, _)| *r == target.sslrootcert) {
             Some((_, store)) => store.clone(),
             None => {
@@ -229,6 +229,8 @@ impl Loaded {
                 store
             }
         };
+        // CRLs are the target's own (sslcrl, sslcrldir), read beside it.
+        let trust = trust.with_crls(&target.crl, &mut target.notes);
         let identity = match (&target.sslcert, &target.sslkey) {
             (Some(cert), Some(key)) => {
                 Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?)

@@ -44,3 +44,6 @@ mod fleet;
 // `serve`, the Prometheus exporter: scrapes against real servers, no relay,
 // scrape timeouts, the in-flight cap, hostile HTTP, SIGTERM.
 mod exporter;
+
+// The certificate verdict against psql's on a generated corpus (issue 14).
+mod differential;

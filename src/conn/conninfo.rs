@@ -454,13 +454,13 @@ mod tests {
     #[test]
     fn ignored_keywords_are_noted_once() {
         let (p, notes) =
-            parse_ok("host=db keepalives=1 sslcrl=/x keepalives=0 fallback_application_name=y");
+            parse_ok("host=db keepalives=1 sslsni=0 keepalives=0 fallback_application_name=y");
         assert_eq!(p.host.as_deref(), Some("db"));
         assert_eq!(
             notes,
             vec![
                 "ignored connection option \"keepalives\": it does not affect this probe",
-                "ignored connection option \"sslcrl\": it does not affect this probe",
+                "ignored connection option \"sslsni\": it does not affect this probe",
             ]
         );
     }

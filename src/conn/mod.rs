@@ -56,6 +56,14 @@ pub enum RootCerts {
     System,
 }
 
+/// Where CRLs come from (`sslcrl`, `sslcrldir`, or libpq's default
+/// `~/.postgresql/root.crl`); both None means no revocation check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrlFiles {
+    pub file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
 /// libpq's `channel_binding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelBinding {
@@ -89,6 +97,8 @@ pub struct Target {
     pub sslrootcert: RootCerts,
     pub sslcert: Option<PathBuf>,
     pub sslkey: Option<PathBuf>,
+    /// sslcrl/sslcrldir, resolved as libpq does.
+    pub crl: CrlFiles,
     pub channel_binding: ChannelBinding,
     /// libpq `connect_timeout`: bounds each connection attempt, connect to login.
     pub connect_timeout: Option<Duration>,
@@ -365,6 +375,13 @@ fn finish(
         .unwrap_or(DEFAULT_APPLICATION_NAME)
         .to_string();
     let sslrootcert = resolve_root_certs(p.sslrootcert.as_deref(), sslmode, home, &mut notes)?;
+    let crl = resolve_crl(
+        non_empty(p.sslcrl.as_deref()),
+        non_empty(p.sslcrldir.as_deref()),
+        &sslrootcert,
+        home,
+        &mut notes,
+    );
     let (sslcert, sslkey) = resolve_client_cert(
         non_empty(p.sslcert.as_deref()),
         non_empty(p.sslkey.as_deref()),
@@ -406,6 +423,7 @@ fn finish(
         sslrootcert,
         sslcert,
         sslkey,
+        crl,
         channel_binding,
         connect_timeout,
         application_name,
@@ -624,6 +642,47 @@ fn resolve_root_certs(
             ));
             Ok(RootCerts::File(default))
         }
+    }
+}
+
+/// `sslcrl` and `sslcrldir` as libpq reads them: beside a root certificate
+/// file only (libpq 16+ loads none with `sslrootcert=system`), and with
+/// neither set, `~/.postgresql/root.crl` when it exists.
+fn resolve_crl(
+    file: Option<&str>,
+    dir: Option<&str>,
+    roots: &RootCerts,
+    home: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> CrlFiles {
+    if *roots == RootCerts::System {
+        if file.is_some() || dir.is_some() {
+            notes.push(
+                "sslcrl/sslcrldir not used with sslrootcert=system (libpq loads CRLs only \
+                 beside a root certificate file)"
+                    .to_string(),
+            );
+        }
+        return CrlFiles::default();
+    }
+    if file.is_some() || dir.is_some() {
+        return CrlFiles {
+            file: file.map(|f| expand_home(f, home)),
+            dir: dir.map(|d| expand_home(d, home)),
+        };
+    }
+    let default = home
+        .map(|h| h.join(".postgresql").join("root.crl"))
+        .filter(|f| f.exists());
+    if let Some(default) = &default {
+        notes.push(format!(
+            "sslcrl not set; using libpq's default {}",
+            default.display()
+        ));
+    }
+    CrlFiles {
+        file: default,
+        dir: None,
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Params {
     pub sslrootcert: Option<String>,
     pub sslcert: Option<String>,
     pub sslkey: Option<String>,
+    pub sslcrl: Option<String>,
+    pub sslcrldir: Option<String>,
     pub connect_timeout: Option<String>,
     pub application_name: Option<String>,
     pub channel_binding: Option<String>,
@@ -57,8 +59,6 @@ const IGNORED: &[&str] = &[
     "replication",
     "sslcompression",
     "sslsni",
-    "sslcrl",
-    "sslcrldir",
     "sslpassword",
     "sslcertmode",
     "sslkeylogfile",
@@ -97,6 +97,8 @@ impl Params {
             "sslrootcert" => &mut self.sslrootcert,
             "sslcert" => &mut self.sslcert,
             "sslkey" => &mut self.sslkey,
+            "sslcrl" => &mut self.sslcrl,
+            "sslcrldir" => &mut self.sslcrldir,
             "connect_timeout" => &mut self.connect_timeout,
             "application_name" => &mut self.application_name,
             "channel_binding" => &mut self.channel_binding,
@@ -133,6 +135,8 @@ impl Params {
             sslrootcert: get("PGSSLROOTCERT"),
             sslcert: get("PGSSLCERT"),
             sslkey: get("PGSSLKEY"),
+            sslcrl: get("PGSSLCRL"),
+            sslcrldir: get("PGSSLCRLDIR"),
             connect_timeout: get("PGCONNECT_TIMEOUT"),
             application_name: get("PGAPPNAME"),
             channel_binding: get("PGCHANNELBINDING"),
@@ -156,6 +160,8 @@ impl Params {
             sslrootcert: self.sslrootcert.or(lower.sslrootcert),
             sslcert: self.sslcert.or(lower.sslcert),
             sslkey: self.sslkey.or(lower.sslkey),
+            sslcrl: self.sslcrl.or(lower.sslcrl),
+            sslcrldir: self.sslcrldir.or(lower.sslcrldir),
             connect_timeout: self.connect_timeout.or(lower.connect_timeout),
             application_name: self.application_name.or(lower.application_name),
             channel_binding: self.channel_binding.or(lower.channel_binding),
@@ -176,7 +182,8 @@ mod tests {
         assert_eq!(p.set("host", "db".into()), Ok(Keyword::Used));
         assert_eq!(p.host.as_deref(), Some("db"));
         assert_eq!(p.set("keepalives", "1".into()), Ok(Keyword::Ignored));
-        assert_eq!(p.set("sslcrl", "x".into()), Ok(Keyword::Ignored));
+        assert_eq!(p.set("sslcrl", "x".into()), Ok(Keyword::Used));
+        assert_eq!(p.sslcrl.as_deref(), Some("x"));
         assert_eq!(
             p.set("fallback_application_name", "x".into()),
             Ok(Keyword::Used)

@@ -71,8 +71,14 @@ pub enum IssuerNotFound {
         subject: String,
         trust: TrustSource,
     },
-    #[error("certificate chain longer than {0}")]
-    TooLong(usize),
+    /// A certificate with the issuer's name is there, but its
+    /// subjectKeyIdentifier is not the authorityKeyIdentifier: OpenSSL does
+    /// not take it as the issuer, whatever the signature says.
+    #[error(
+        "issuer \"{issuer}\" not found in {trust}: a certificate of that name is there, \
+         but its subjectKeyIdentifier does not match the authorityKeyIdentifier"
+    )]
+    KeyIdMismatch { issuer: String, trust: TrustSource },
     #[error("no trusted certificate ends the chain")]
     NoTrustedEnd,
 }
@@ -80,6 +86,8 @@ pub enum IssuerNotFound {
 /// How a certificate's purpose extensions forbid TLS server use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Purpose {
+    /// anyExtendedKeyUsage does not count: OpenSSL's SSL server purpose
+    /// needs serverAuth (or the old SGC OIDs) itself.
     #[error("extendedKeyUsage lacks serverAuth (has {0})")]
     LeafEku(String),
     #[error("keyUsage allows none of digitalSignature, keyEncipherment, keyAgreement")]
@@ -133,6 +141,58 @@ pub enum CertProblem {
     /// certificates rather than ignore what the issuer insisted on.
     #[error("certificate {subject} has a critical extension OpenSSL does not handle ({oid})")]
     UnhandledCriticalExtension { subject: String, oid: String },
+    /// OpenSSL security level 2 (Debian's default, so libpq's): RSA and DSA
+    /// keys under 2048 bits, EC keys under 224 bits.
+    #[error(
+        "{} certificate {subject} key too weak: {key} is below OpenSSL security level 2 \
+         (RSA needs 2048 bits)",
+        if *.ca { "CA" } else { "server" }
+    )]
+    KeyTooWeak {
+        subject: String,
+        key: String,
+        ca: bool,
+    },
+    /// A signature over SHA-1 or MD5 below the trust anchor: OpenSSL 3
+    /// counts those digests as broken ("CA signature digest algorithm too weak").
+    #[error(
+        "certificate {subject} is signed with {algorithm}: digest too weak for OpenSSL \
+         security level 2"
+    )]
+    DigestTooWeak { subject: String, algorithm: String },
+    /// A CA's pathLenConstraint is smaller than the intermediates below it.
+    #[error(
+        "path length constraint exceeded: CA {subject} allows {limit} intermediate(s) below it"
+    )]
+    PathLengthExceeded { subject: String, limit: u32 },
+    /// More intermediates than OpenSSL's default verify depth.
+    #[error("certificate chain too long: more than {0} intermediate certificates")]
+    ChainTooLong(usize),
+    /// Path building ran out of its budget: a chain or trust store built to
+    /// make verification expensive.
+    #[error(
+        "certificate path building gave up after {candidates} candidate issuers and \
+         {signatures} signature checks (the budget; a hostile chain or CA bundle?)"
+    )]
+    BudgetExhausted {
+        candidates: usize,
+        signatures: usize,
+    },
+    /// A CRL (sslcrl/sslcrldir) lists the certificate.
+    #[error("certificate {subject} (serial {serial}) is revoked by the CRL of {crl}")]
+    Revoked {
+        subject: String,
+        serial: String,
+        crl: String,
+    },
+    /// A CRL was loaded, so OpenSSL checks every certificate of the chain
+    /// (X509_V_FLAG_CRL_CHECK_ALL) and fails one whose issuer has none.
+    #[error("{0}")]
+    Crl(CrlProblem),
+    /// The probe's own crypto cannot verify a signature libpq (OpenSSL)
+    /// would: no verdict of libpq's rules, and no credential sent.
+    #[error("{0}")]
+    ProbeCannotVerify(ProbeLimit),
     /// A name in the leaf lies outside a CA's nameConstraints.
     #[error("name \"{name}\" violates the name constraints of CA {ca}: {breach}")]
     NameConstraint {
@@ -140,6 +200,44 @@ pub enum CertProblem {
         name: String,
         breach: ConstraintBreach,
     },
+}
+
+/// Why revocation could not be settled the way OpenSSL settles it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrlProblem {
+    #[error(
+        "unable to get certificate CRL: no CRL from {issuer} (issuer of {subject}); with \
+         sslcrl/sslcrldir set, libpq needs one for every certificate in the chain"
+    )]
+    Missing { subject: String, issuer: String },
+    #[error("CRL of {issuer} has expired (nextUpdate {})", super::date(*.next_update))]
+    Expired { issuer: String, next_update: i64 },
+    #[error("CRL of {issuer} is not yet valid (thisUpdate {})", super::date(*.this_update))]
+    NotYetValid { issuer: String, this_update: i64 },
+    #[error("CRL signature failure: the CRL of {issuer} does not verify with its key")]
+    BadSignature { issuer: String },
+}
+
+/// What the probe's own crypto provider (ring) cannot do that OpenSSL can.
+/// Not a fault of the server: policy must not blame it for these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeLimit {
+    /// A signature in the chain the probe cannot check.
+    #[error(
+        "the probe cannot verify the {algorithm} signature on {subject} (issuer key {key}): \
+         its crypto provider (ring) lacks it, OpenSSL does not"
+    )]
+    ChainSignature {
+        subject: String,
+        algorithm: String,
+        key: String,
+    },
+    /// The server's key cannot sign a TLS handshake the probe can check.
+    #[error(
+        "the probe cannot verify TLS handshake signatures made with the server's {key} key \
+         (its crypto provider, ring, lacks it; OpenSSL and libpq do not)"
+    )]
+    HandshakeKey { key: String },
 }
 
 fn names(presented: &[String]) -> String {
@@ -238,9 +336,6 @@ pub enum StrictOnlyIssue {
         subject: String,
         version: u32,
     },
-    Sha1Signed {
-        subject: String,
-    },
     /// None of the above: webpki's own reason.
     Other(StrictProblem),
 }
@@ -261,10 +356,6 @@ impl fmt::Display for StrictOnlyIssue {
             StrictOnlyIssue::IntermediateVersion { subject, version } => write!(
                 f,
                 "intermediate \"{subject}\" is an X.509 v{version} certificate (strict verifiers parse only v3)"
-            ),
-            StrictOnlyIssue::Sha1Signed { subject } => write!(
-                f,
-                "\"{subject}\" is signed with SHA-1 (refused by webpki, and by libpq itself where OpenSSL runs at security level 2, the Debian/Ubuntu default)"
             ),
             StrictOnlyIssue::Other(problem) => problem.fmt(f),
         }
@@ -289,4 +380,7 @@ pub struct CertChainFacts {
     pub strict: Option<Result<(), StrictProblem>>,
     /// Why strict clients disagree with libpq (e.g. an X.509 v1 certificate).
     pub strict_only_issues: Vec<StrictOnlyIssue>,
+    /// CRLs loaded when revocation was checked (sslcrl/sslcrldir); None
+    /// when libpq's rules check none.
+    pub crls_checked: Option<usize>,
 }

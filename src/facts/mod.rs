@@ -16,8 +16,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use cert::{
-    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, IssuerNotFound, Purpose,
-    StrictOnlyIssue, StrictProblem, TrustSource,
+    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, IssuerNotFound,
+    ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
 };
 pub use scan::{
     describe_alert, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass, HangUp,
@@ -267,6 +267,9 @@ pub enum SessionFailure {
     Certificate(CertProblem),
     /// TLS failed for another reason (alert, protocol error, no ALPN).
     Handshake(HandshakeFailure),
+    /// The certificate passed libpq's rules, but the probe's own crypto
+    /// cannot finish the handshake: not the server's fault.
+    ProbeLimit(ProbeLimit),
     /// The server rejected the login (SQLSTATE given when the server sent one).
     Login {
         sqlstate: Option<String>,

@@ -14,8 +14,8 @@ pub mod scan;
 
 use crate::conn::{SslMode, Target};
 use crate::facts::{
-    date, CertChainFacts, CertFacts, Facts, HandshakeFailure, PgStatSsl, PlaintextFacts,
-    PlaintextOutcome, SessionFailure, SslRequestFailure, TlsVersion,
+    date, CertChainFacts, CertFacts, CertProblem, Facts, HandshakeFailure, PgStatSsl,
+    PlaintextFacts, PlaintextOutcome, SessionFailure, SslRequestFailure, TlsVersion,
 };
 use crate::plan::Cidr;
 
@@ -272,6 +272,14 @@ pub fn describe_failure(failure: &SessionFailure, target: &Target) -> String {
             format!("TLS handshake failed: {f}")
         }
         SessionFailure::SslRequest(f) => f.to_string(),
+        SessionFailure::Certificate(CertProblem::ProbeCannotVerify(_)) => format!(
+            "stopped before login at {endpoint}: the probe cannot check the certificate \
+             (see certificate), no password sent"
+        ),
+        SessionFailure::ProbeLimit(limit) => format!(
+            "not checked: {limit}. The certificate passes libpq's rules, so libpq clients \
+             get in; the login and pg_stat_ssl were not checked, no password sent"
+        ),
         // The certificate finding carries the reason; this one says what it cost.
         SessionFailure::Certificate(_) => format!(
             "stopped before login at {endpoint}: certificate fails libpq's {} rules, no password sent",
@@ -353,8 +361,12 @@ fn connection(facts: &Facts, target: &Target) -> Finding {
     }
     // Could not check (our fault, or logged in without the view): UNKNOWN;
     // everything else is the server failing its clients.
+    // The probe's own crypto falling short is no verdict on the server.
     let status = match failure {
-        SessionFailure::Internal(_) | SessionFailure::Query { .. } => Status::Unknown,
+        SessionFailure::Internal(_)
+        | SessionFailure::Query { .. }
+        | SessionFailure::ProbeLimit(_)
+        | SessionFailure::Certificate(CertProblem::ProbeCannotVerify(_)) => Status::Unknown,
         _ => Status::Critical,
     };
     finding(Check::Connection, status, describe_failure(failure, target))
@@ -372,12 +384,24 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                 Some(host) => format!(", name {host} matches"),
                 None => ", host name not checked (verify-ca)".to_string(),
             };
+            let revocation = match chain.crls_checked {
+                Some(n) => format!(", none revoked ({n} CRLs checked)"),
+                None => String::new(),
+            };
             finding(
                 Check::Certificate,
                 Status::Ok,
-                format!("chains to {anchor}{name}"),
+                format!("chains to {anchor}{name}{revocation}"),
             )
         }
+        Err(CertProblem::ProbeCannotVerify(limit)) => finding(
+            Check::Certificate,
+            Status::Unknown,
+            format!(
+                "libpq's verdict undecided: {limit}; nothing else the probe checked fails \
+                 libpq's rules"
+            ),
+        ),
         Err(problem) => finding(Check::Certificate, Status::Critical, problem.to_string()),
     })
 }

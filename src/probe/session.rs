@@ -170,10 +170,12 @@ async fn login(
             },
         });
     }
-    let session = negotiated.map_err(|failure| match recorder.facts().libpq {
-        Some(Err(problem)) => SessionFailure::Certificate(problem),
-        _ => SessionFailure::Handshake(failure),
-    })?;
+    let session =
+        negotiated.map_err(|failure| match (recorder.facts().libpq, recorder.limit()) {
+            (Some(Err(problem)), _) => SessionFailure::Certificate(problem),
+            (_, Some(limit)) => SessionFailure::ProbeLimit(limit),
+            _ => SessionFailure::Handshake(failure),
+        })?;
     let mut pg = tokio_postgres::Config::new();
     pg.host(&target.host)
         .port(target.port)

@@ -2,24 +2,44 @@
 //!
 //! webpki cannot stand in here: it refuses X.509 v1 certificates, which
 //! OpenSSL accepts (v1 roots even act as CAs). So the path is built and
-//! checked with x509-parser, following OpenSSL's order: build the chain
-//! (trusted store first), then critical extensions, CA and purpose checks,
-//! the CAs' name constraints on the leaf, then validity from the root down.
-//! Only the first failure is reported, as libpq reports only the first.
-//! Not modelled: CRLs (libpq checks them only with sslcrl, which the probe
-//! does not take), policy constraints, and name constraints applied to
+//! checked with x509-parser, following OpenSSL 3's order
+//! (`X509_verify_cert`): the server key's security level first, then
+//! build the chain (trusted store first; an issuer is a certificate with
+//! the right name whose subjectKeyIdentifier does not contradict the
+//! authorityKeyIdentifier, no signature needed yet), then critical
+//! extensions, CA, purpose and path-length checks, security level 2 for
+//! CA keys and digests, revocation when CRLs are loaded, signatures and
+//! validity from the root down, and the CAs' name constraints. Only the
+//! first failure is reported, as libpq reports only the first.
+//! Not modelled: policy constraints, and name constraints applied to
 //! intermediates' own names.
+//!
+//! Bounded: the greedy walk never backtracks, signatures are checked only
+//! along the one path built, and a [`Budget`] of candidate issuers and
+//! signature checks ends a hostile chain or trust store with a verdict
+//! (webpki and OpenSSL bound their searches too).
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
+use x509_parser::error::X509Error;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::public_key::PublicKey;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
+use super::crl::{self, Crl};
 use crate::certs;
-use crate::facts::{CertProblem, ConstraintBreach, IssuerNotFound, Purpose, TrustSource};
+use crate::facts::{
+    CertProblem, ConstraintBreach, IssuerNotFound, ProbeLimit, Purpose, TrustSource,
+};
 
-/// OpenSSL's default verify depth is far larger; real chains are short.
-const MAX_DEPTH: usize = 16;
+/// OpenSSL's default verify depth: at most this many intermediates.
+pub(crate) const MAX_INTERMEDIATES: usize = 100;
+/// Issuer candidates examined in one verification (same-named certificates
+/// in the chain or the trust store). Real chains examine a handful.
+pub(crate) const MAX_CANDIDATES: usize = 20_000;
+/// Signature checks in one verification: the path's own (at most
+/// [`MAX_INTERMEDIATES`] + 1) and one per CRL.
+pub(crate) const MAX_SIGNATURES: usize = 256;
 
 /// One trusted certificate, or a bare webpki-roots anchor (name + key).
 #[derive(Debug, Clone)]
@@ -30,6 +50,46 @@ pub(crate) struct Anchor {
     pub spki: Vec<u8>,
     /// The full certificate when it came from a PEM file.
     pub cert: Option<CertificateDer<'static>>,
+    /// [`certs::name_key`] of the subject, so that looking an issuer up in a
+    /// large bundle compares bytes instead of parsing every certificate.
+    pub name_key: Vec<u8>,
+    /// subjectKeyIdentifier, read once at load time.
+    pub key_id: Option<Vec<u8>>,
+    /// Validity window (Unix seconds), when there is a certificate.
+    pub validity: Option<(i64, i64)>,
+}
+
+impl Anchor {
+    /// A trusted certificate; None when it does not parse.
+    pub(crate) fn from_cert(der: &CertificateDer<'static>) -> Result<Anchor, String> {
+        let cert = certs::parse(der)?;
+        Ok(Anchor {
+            subject: cert.subject().as_raw().to_vec(),
+            spki: cert.public_key().raw.to_vec(),
+            name_key: certs::name_key(cert.subject()),
+            key_id: subject_key_id(&cert).map(<[u8]>::to_vec),
+            validity: Some((
+                cert.validity().not_before.timestamp(),
+                cert.validity().not_after.timestamp(),
+            )),
+            cert: Some(der.clone()),
+        })
+    }
+
+    /// A bare anchor (webpki-roots): a name and a key, trusted as they are.
+    pub(crate) fn bare(subject: Vec<u8>, spki: Vec<u8>) -> Anchor {
+        let name_key = certs::parse_name(&subject)
+            .map(|n| certs::name_key(&n))
+            .unwrap_or_default();
+        Anchor {
+            subject,
+            spki,
+            cert: None,
+            name_key,
+            key_id: None,
+            validity: None,
+        }
+    }
 }
 
 /// A certificate or anchor on the candidate path.
@@ -46,15 +106,55 @@ enum Link {
     Anchor(usize),
 }
 
-/// Verifies `leaf` + `intermediates` against `anchors` at `now` (Unix
-/// seconds); on success returns the index of the anchor the path ends at.
+/// What one verification may spend; see [`MAX_CANDIDATES`], [`MAX_SIGNATURES`].
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    pub candidates: usize,
+    pub signatures: usize,
+}
+
+impl Budget {
+    fn exhausted(&self) -> CertProblem {
+        CertProblem::BudgetExhausted {
+            candidates: self.candidates,
+            signatures: self.signatures,
+        }
+    }
+
+    fn candidate(&mut self) -> Result<(), CertProblem> {
+        self.candidates += 1;
+        if self.candidates > MAX_CANDIDATES {
+            return Err(self.exhausted());
+        }
+        Ok(())
+    }
+
+    pub(super) fn signature(&mut self) -> Result<(), CertProblem> {
+        self.signatures += 1;
+        if self.signatures > MAX_SIGNATURES {
+            return Err(self.exhausted());
+        }
+        Ok(())
+    }
+}
+
+/// Verifies `leaf` + `intermediates` against `anchors` (and `crls`, when
+/// any were loaded) at `now` (Unix seconds); on success returns the index
+/// of the anchor the path ends at.
+///
+/// A signature the probe's crypto cannot check does not end the walk: a
+/// definite failure found later still rejects the chain (libpq rejects it
+/// whatever that signature says); otherwise the result is
+/// [`CertProblem::ProbeCannotVerify`].
 pub(crate) fn verify(
     leaf: &[u8],
     intermediates: &[&[u8]],
     anchors: &[Anchor],
     source: TrustSource,
+    crls: Option<&[Crl]>,
     now: i64,
 ) -> Result<usize, CertProblem> {
+    let mut budget = Budget::default();
     let mut presented = Vec::with_capacity(intermediates.len() + 1);
     for (i, der) in std::iter::once(&leaf)
         .chain(intermediates.iter())
@@ -69,70 +169,170 @@ pub(crate) fn verify(
             cert: Some(cert),
         });
     }
-    // Anchors that do not parse cannot match anything; they are skipped.
-    let trusted: Vec<Option<Node<'_>>> = anchors
-        .iter()
-        .map(|a| {
-            let cert = match &a.cert {
-                Some(der) => Some(certs::parse(der).ok()?),
-                None => None,
-            };
-            Some(Node {
-                name: certs::parse_name(&a.subject)?,
-                spki: certs::parse_spki(&a.spki)?,
-                cert,
-            })
-        })
-        .collect();
+    // OpenSSL checks the server's own key before it builds anything.
+    if let Some(Node {
+        cert: Some(cert), ..
+    }) = presented.first()
+    {
+        check_key_level(cert, false)?;
+    }
 
-    let path = build_path(&presented, &trusted, anchors, source)?;
+    let path = build_path(&presented, anchors, source, now, &mut budget)?;
+    let mut trusted: Vec<Option<Node<'_>>> = Vec::new();
+    for link in &path {
+        if let Link::Anchor(i) = *link {
+            trusted.push(anchor_node(&anchors[i]));
+        }
+    }
+    let mut anchor_nodes = trusted.iter();
     let nodes: Vec<&Node<'_>> = path
         .iter()
         .filter_map(|link| match *link {
             Link::Presented(i) => presented.get(i),
-            Link::Anchor(i) => trusted.get(i).and_then(Option::as_ref),
+            Link::Anchor(_) => anchor_nodes.next().and_then(Option::as_ref),
         })
         .collect();
-    check_critical_extensions(&nodes)?;
+    if nodes.len() != path.len() {
+        return Err(CertProblem::Malformed {
+            detail: "a trusted certificate does not parse".into(),
+        });
+    }
     check_extensions(&nodes)?;
+    check_auth_level(&nodes)?;
+    if let Some(crls) = crls {
+        crl::check_revocation(&nodes_certs(&nodes), crls, now, &mut budget)?;
+    }
+    let limit = check_signatures_and_validity(&nodes, now, &mut budget)?;
     check_name_constraints(&nodes)?;
-    check_validity(&nodes, now)?;
+    if let Some(limit) = limit {
+        return Err(CertProblem::ProbeCannotVerify(limit));
+    }
     match path.last() {
         Some(Link::Anchor(i)) => Ok(*i),
         _ => Err(CertProblem::UnknownIssuer(IssuerNotFound::NoTrustedEnd)),
     }
 }
 
+/// The path as (certificate, subject, key) for the revocation check;
+/// a bare anchor has no certificate.
+fn nodes_certs<'a>(nodes: &[&'a Node<'a>]) -> Vec<crl::PathCert<'a>> {
+    nodes
+        .iter()
+        .map(|n| (n.cert.as_ref(), &n.name, &n.spki))
+        .collect()
+}
+
+fn anchor_node(anchor: &Anchor) -> Option<Node<'_>> {
+    let cert = match &anchor.cert {
+        Some(der) => Some(certs::parse(der).ok()?),
+        None => None,
+    };
+    Some(Node {
+        name: certs::parse_name(&anchor.subject)?,
+        spki: certs::parse_spki(&anchor.spki)?,
+        cert,
+    })
+}
+
 fn self_issued(cert: &X509Certificate<'_>) -> bool {
     certs::names_match(cert.subject(), cert.issuer())
 }
 
+fn subject_key_id<'a>(cert: &'a X509Certificate<'a>) -> Option<&'a [u8]> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
+            _ => None,
+        })
+}
+
+fn authority_key_id<'a>(cert: &'a X509Certificate<'a>) -> Option<&'a [u8]> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => None,
+        })
+}
+
+/// An issuer candidate, described without parsing it again.
+struct Candidate<'c> {
+    link: Link,
+    key_id: Option<&'c [u8]>,
+    validity: Option<(i64, i64)>,
+}
+
 /// Follows issuers from the leaf, preferring trusted certificates (OpenSSL's
 /// X509_V_FLAG_TRUSTED_FIRST default) until a self-issued trusted
-/// certificate or a bare system anchor ends the path.
+/// certificate or a bare system anchor ends the path. An issuer is taken
+/// as OpenSSL's `check_issued` takes it: the right name and no
+/// contradicting key identifier, a currently valid one first; signatures
+/// come later, along this one path.
 fn build_path(
     presented: &[Node<'_>],
-    trusted: &[Option<Node<'_>>],
     anchors: &[Anchor],
     source: TrustSource,
+    now: i64,
+    budget: &mut Budget,
 ) -> Result<Vec<Link>, CertProblem> {
+    let presented_keys: Vec<Vec<u8>> = presented.iter().map(|n| certs::name_key(&n.name)).collect();
+    let presented_ids: Vec<Option<&[u8]>> = presented
+        .iter()
+        .map(|n| n.cert.as_ref().and_then(subject_key_id))
+        .collect();
     let mut path = vec![Link::Presented(0)];
     while let Some(&current) = path.last() {
-        let node = match current {
-            Link::Presented(i) => presented.get(i),
-            Link::Anchor(i) => trusted.get(i).and_then(Option::as_ref),
-        };
-        let Some(node) = node else { break };
-        let Some(cert) = &node.cert else {
-            // A bare system anchor: trusted by definition.
-            return Ok(path);
-        };
-        let is_self_issued = self_issued(cert);
-        if let Link::Anchor(_) = current {
-            if is_self_issued {
-                return Ok(path);
+        let cert = match current {
+            Link::Presented(i) => presented.get(i).and_then(|n| n.cert.as_ref()),
+            Link::Anchor(i) => {
+                // A bare system anchor is trusted by definition; a trusted
+                // certificate ends the path once it is self-issued.
+                let anchor = &anchors[i];
+                match &anchor.cert {
+                    None => return Ok(path),
+                    Some(_) if anchor.name_key.is_empty() => return Ok(path),
+                    Some(der) => {
+                        let Ok(c) = certs::parse(der) else {
+                            return Ok(path);
+                        };
+                        if self_issued(&c) {
+                            return Ok(path);
+                        }
+                        // An intermediate in sslrootcert: go on to its issuer.
+                        let issuer_key = certs::name_key(c.issuer());
+                        let aki = authority_key_id(&c).map(<[u8]>::to_vec);
+                        let next = find_issuer(
+                            &issuer_key,
+                            aki.as_deref(),
+                            &path,
+                            anchors,
+                            &presented_keys,
+                            &presented_ids,
+                            presented,
+                            now,
+                            budget,
+                        )?;
+                        match next {
+                            Lookup::Found(link) => {
+                                push(&mut path, link)?;
+                                continue;
+                            }
+                            Lookup::KeyIdMismatch | Lookup::None => {
+                                return Err(CertProblem::UnknownIssuer(IssuerNotFound::OfTrusted {
+                                    issuer: certs::name_to_string(c.issuer()),
+                                    subject: certs::name_to_string(c.subject()),
+                                    trust: source,
+                                }))
+                            }
+                        }
+                    }
+                }
             }
-        } else if is_self_issued {
+        };
+        let Some(cert) = cert else { break };
+        let is_self_issued = self_issued(cert);
+        if is_self_issued {
             // A presented self-issued certificate that is itself trusted.
             if let Some(a) = anchors
                 .iter()
@@ -144,44 +344,119 @@ fn build_path(
                 return Ok(path);
             }
         }
-        if path.len() > MAX_DEPTH {
-            return Err(CertProblem::UnknownIssuer(IssuerNotFound::TooLong(
-                MAX_DEPTH,
-            )));
-        }
-
-        let mut name_matched = false;
-        let mut next = None;
-        let trusted_candidates = trusted
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (Link::Anchor(i), n)));
-        let presented_candidates = presented
-            .iter()
-            .enumerate()
-            .skip(1)
-            .map(|(i, n)| (Link::Presented(i), n));
-        for (link, candidate) in trusted_candidates.chain(presented_candidates) {
-            if path.contains(&link) || !certs::names_match(&candidate.name, cert.issuer()) {
-                continue;
-            }
-            name_matched = true;
-            if cert.verify_signature(Some(&candidate.spki)).is_ok() {
-                next = Some(link);
-                break;
-            }
-        }
+        let issuer_key = certs::name_key(cert.issuer());
+        let next = find_issuer(
+            &issuer_key,
+            authority_key_id(cert),
+            &path,
+            anchors,
+            &presented_keys,
+            &presented_ids,
+            presented,
+            now,
+            budget,
+        )?;
         match next {
-            Some(link) => path.push(link),
-            None if name_matched => {
-                return Err(CertProblem::BadSignature {
-                    subject: certs::name_to_string(cert.subject()),
-                })
+            Lookup::Found(link) => push(&mut path, link)?,
+            Lookup::KeyIdMismatch if !is_self_issued => {
+                return Err(CertProblem::UnknownIssuer(IssuerNotFound::KeyIdMismatch {
+                    issuer: certs::name_to_string(cert.issuer()),
+                    trust: source,
+                }))
             }
-            None => return Err(unknown_issuer(cert, current, is_self_issued, source)),
+            _ => return Err(unknown_issuer(cert, current, is_self_issued, source)),
         }
     }
     Err(CertProblem::UnknownIssuer(IssuerNotFound::NoTrustedEnd))
+}
+
+/// Adds a link, refusing a path longer than OpenSSL's verify depth allows
+/// (the leaf, [`MAX_INTERMEDIATES`] and the root).
+fn push(path: &mut Vec<Link>, link: Link) -> Result<(), CertProblem> {
+    if path.len() > MAX_INTERMEDIATES + 1 {
+        return Err(CertProblem::ChainTooLong(MAX_INTERMEDIATES));
+    }
+    path.push(link);
+    Ok(())
+}
+
+enum Lookup {
+    Found(Link),
+    /// Same-named certificates exist, but their key identifiers differ.
+    KeyIdMismatch,
+    None,
+}
+
+/// The issuer of a certificate whose issuer name is `issuer_key` and whose
+/// authorityKeyIdentifier is `aki`: trusted certificates first, then the
+/// ones the server sent; among them, the first valid now, else the first.
+#[allow(clippy::too_many_arguments)]
+fn find_issuer(
+    issuer_key: &[u8],
+    aki: Option<&[u8]>,
+    path: &[Link],
+    anchors: &[Anchor],
+    presented_keys: &[Vec<u8>],
+    presented_ids: &[Option<&[u8]>],
+    presented: &[Node<'_>],
+    now: i64,
+    budget: &mut Budget,
+) -> Result<Lookup, CertProblem> {
+    let trusted = anchors
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.name_key == issuer_key)
+        .map(|(i, a)| Candidate {
+            link: Link::Anchor(i),
+            key_id: a.key_id.as_deref(),
+            validity: a.validity,
+        });
+    let sent = presented_keys
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, k)| k.as_slice() == issuer_key)
+        .map(|(i, _)| Candidate {
+            link: Link::Presented(i),
+            key_id: presented_ids[i],
+            validity: presented[i].cert.as_ref().map(|c| {
+                (
+                    c.validity().not_before.timestamp(),
+                    c.validity().not_after.timestamp(),
+                )
+            }),
+        });
+    let mut mismatch = false;
+    let mut first = None;
+    for tier in [trusted.collect::<Vec<_>>(), sent.collect::<Vec<_>>()] {
+        for candidate in tier {
+            budget.candidate()?;
+            if path.contains(&candidate.link) {
+                continue;
+            }
+            if let (Some(want), Some(have)) = (aki, candidate.key_id) {
+                if want != have {
+                    mismatch = true;
+                    continue;
+                }
+            }
+            let valid_now = candidate
+                .validity
+                .is_none_or(|(from, until)| from <= now && now <= until);
+            if valid_now {
+                return Ok(Lookup::Found(candidate.link));
+            }
+            first.get_or_insert(candidate.link);
+        }
+        if let Some(link) = first {
+            return Ok(Lookup::Found(link));
+        }
+    }
+    Ok(if mismatch {
+        Lookup::KeyIdMismatch
+    } else {
+        Lookup::None
+    })
 }
 
 /// Words modelled on OpenSSL's verify errors, naming the missing issuer.
@@ -212,6 +487,160 @@ fn unknown_issuer(
             trust: source,
         },
     })
+}
+
+/// OpenSSL security level 2 (112 bits): RSA and DSA keys of 2048 bits or
+/// more, EC keys of 224 bits or more. Debian and most distributions ship
+/// OpenSSL 3 at this level, and libpq uses the library default.
+fn check_key_level(cert: &X509Certificate<'_>, ca: bool) -> Result<(), CertProblem> {
+    let spki = cert.public_key();
+    let bits = match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => Some((certs::integer_bits(rsa.modulus), 2048)),
+        Ok(PublicKey::DSA(p)) => Some((certs::integer_bits(p), 2048)),
+        Ok(PublicKey::EC(point)) => Some((point.key_size(), 224)),
+        _ => None,
+    };
+    match bits {
+        Some((have, need)) if have > 0 && have < need => Err(CertProblem::KeyTooWeak {
+            subject: certs::name_to_string(cert.subject()),
+            key: certs::key_description(spki),
+            ca,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// OpenSSL's check_auth_level: every issuer's key, and the signature digest
+/// of every certificate but the trust anchor at the top.
+fn check_auth_level(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
+    for (depth, node) in nodes.iter().enumerate() {
+        let Some(cert) = &node.cert else { continue };
+        if depth > 0 {
+            check_key_level(cert, true)?;
+        }
+        if depth + 1 < nodes.len() {
+            if let Some(alg) = certs::signature_algorithm(cert).filter(|a| a.weak_digest) {
+                return Err(CertProblem::DigestTooWeak {
+                    subject: certs::name_to_string(cert.subject()),
+                    algorithm: alg.name.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// OpenSSL's internal_verify: from the top down, each certificate's
+/// signature by the one above it (not the top's own, when it is
+/// self-issued), then its validity window. A signature the probe's crypto
+/// cannot check is returned as a limit once the walk has found nothing else.
+fn check_signatures_and_validity(
+    nodes: &[&Node<'_>],
+    now: i64,
+    budget: &mut Budget,
+) -> Result<Option<ProbeLimit>, CertProblem> {
+    let mut limit = None;
+    for depth in (0..nodes.len()).rev() {
+        let Some(cert) = &nodes[depth].cert else {
+            continue;
+        };
+        if let Some(issuer) = nodes.get(depth + 1) {
+            budget.signature()?;
+            match verify_signed_by(cert, &issuer.spki) {
+                Ok(()) => {}
+                Err(Signature::Bad) => {
+                    return Err(CertProblem::BadSignature {
+                        subject: certs::name_to_string(cert.subject()),
+                    })
+                }
+                Err(Signature::Unsupported) => {
+                    limit.get_or_insert(ProbeLimit::ChainSignature {
+                        subject: certs::name_to_string(cert.subject()),
+                        algorithm: certs::signature_algorithm(cert)
+                            .map_or_else(|| "unknown".to_string(), |a| a.name.to_string()),
+                        key: certs::key_description(&issuer.spki),
+                    });
+                }
+            }
+        }
+        let not_before = cert.validity().not_before.timestamp();
+        let not_after = cert.validity().not_after.timestamp();
+        if now < not_before {
+            return Err(CertProblem::NotYetValid {
+                subject: certs::name_to_string(cert.subject()),
+                not_before,
+            });
+        }
+        if now > not_after {
+            return Err(CertProblem::Expired {
+                subject: certs::name_to_string(cert.subject()),
+                not_after,
+            });
+        }
+    }
+    Ok(limit)
+}
+
+/// Why a signature did not verify.
+pub(super) enum Signature {
+    Bad,
+    /// The probe's crypto (ring, through x509-parser) has no verifier for
+    /// this algorithm or key size; OpenSSL has.
+    Unsupported,
+}
+
+/// RSA keys above this many bits are beyond ring's verifiers.
+const RING_MAX_RSA_BITS: usize = 8192;
+
+/// Checks `signed`'s signature with `key`, telling "wrong" from "cannot check".
+pub(super) fn verify_signature(
+    key: &SubjectPublicKeyInfo<'_>,
+    verify: impl FnOnce(&SubjectPublicKeyInfo<'_>) -> Result<(), X509Error>,
+) -> Result<(), Signature> {
+    if let Ok(PublicKey::RSA(rsa)) = key.parsed() {
+        if certs::integer_bits(rsa.modulus) > RING_MAX_RSA_BITS {
+            return Err(Signature::Unsupported);
+        }
+    }
+    match verify(key) {
+        Ok(()) => Ok(()),
+        Err(X509Error::SignatureUnsupportedAlgorithm) => Err(Signature::Unsupported),
+        Err(_) => Err(Signature::Bad),
+    }
+}
+
+fn verify_signed_by(
+    cert: &X509Certificate<'_>,
+    key: &SubjectPublicKeyInfo<'_>,
+) -> Result<(), Signature> {
+    if !pss_salt_supported(cert) {
+        return Err(Signature::Unsupported);
+    }
+    verify_signature(key, |k| cert.verify_signature(Some(k)))
+}
+
+/// ring verifies RSASSA-PSS only with a salt as long as the hash; OpenSSL
+/// signs with the longest salt by default (`-sigopt rsa_padding_mode:pss`)
+/// and verifies any.
+fn pss_salt_supported(cert: &X509Certificate<'_>) -> bool {
+    let alg = &cert.signature_algorithm;
+    if alg.algorithm != x509_parser::oid_registry::OID_PKCS1_RSASSAPSS {
+        return true;
+    }
+    let Some(params) = alg
+        .parameters
+        .as_ref()
+        .and_then(|p| x509_parser::signature_algorithm::RsaSsaPssParams::try_from(p).ok())
+    else {
+        return false;
+    };
+    let hash_len = match params.hash_algorithm_oid().to_id_string().as_str() {
+        "2.16.840.1.101.3.4.2.1" => 32,
+        "2.16.840.1.101.3.4.2.2" => 48,
+        "2.16.840.1.101.3.4.2.3" => 64,
+        _ => return false,
+    };
+    params.salt_length() == hash_len
 }
 
 /// OpenSSL's check_ca(): may this certificate issue others?
@@ -251,8 +680,8 @@ fn eku_allows_server(cert: &X509Certificate<'_>) -> bool {
         Ok(None) => true,
         Ok(Some(eku)) => {
             let v = eku.value;
-            v.any
-                || v.server_auth
+            // anyExtendedKeyUsage alone is not enough (OpenSSL's xku_reject).
+            v.server_auth
                 || v.other.iter().any(|oid| {
                     let id = oid.to_id_string();
                     id == "2.16.840.1.113730.4.1" || id == "1.3.6.1.4.1.311.10.3.3"
@@ -269,6 +698,7 @@ fn eku_names(cert: &X509Certificate<'_>) -> String {
     let v = eku.value;
     let mut names = Vec::new();
     for (set, name) in [
+        (v.any, "anyExtendedKeyUsage"),
         (v.client_auth, "clientAuth"),
         (v.code_signing, "codeSigning"),
         (v.email_protection, "emailProtection"),
@@ -283,11 +713,13 @@ fn eku_names(cert: &X509Certificate<'_>) -> String {
     names.join(", ")
 }
 
-/// CA, path length and purpose checks (OpenSSL check_chain_extensions).
+/// Critical extensions, CA, purpose and path length, certificate by
+/// certificate from the leaf up (OpenSSL check_chain_extensions).
 fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
     let mut intermediates_below = 0usize;
     for (depth, node) in nodes.iter().enumerate() {
         let Some(cert) = &node.cert else { continue };
+        check_critical_extensions(cert)?;
         let subject = || certs::name_to_string(cert.subject());
         let is_top = depth == nodes.len() - 1;
         if depth == 0 {
@@ -322,7 +754,10 @@ fn check_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
         if let Ok(Some(bc)) = cert.basic_constraints() {
             if let Some(limit) = bc.value.path_len_constraint {
                 if intermediates_below > limit as usize {
-                    return Err(CertProblem::NotCa { subject: subject() });
+                    return Err(CertProblem::PathLengthExceeded {
+                        subject: subject(),
+                        limit,
+                    });
                 }
             }
         }
@@ -361,17 +796,14 @@ const HANDLED_EXTENSIONS: [&str; 15] = [
     "2.5.29.54",             // inhibitAnyPolicy
 ];
 
-fn check_critical_extensions(nodes: &[&Node<'_>]) -> Result<(), CertProblem> {
-    for node in nodes {
-        let Some(cert) = &node.cert else { continue };
-        for ext in cert.extensions() {
-            let oid = ext.oid.to_id_string();
-            if ext.critical && !HANDLED_EXTENSIONS.contains(&oid.as_str()) {
-                return Err(CertProblem::UnhandledCriticalExtension {
-                    subject: certs::name_to_string(cert.subject()),
-                    oid,
-                });
-            }
+fn check_critical_extensions(cert: &X509Certificate<'_>) -> Result<(), CertProblem> {
+    for ext in cert.extensions() {
+        let oid = ext.oid.to_id_string();
+        if ext.critical && !HANDLED_EXTENSIONS.contains(&oid.as_str()) {
+            return Err(CertProblem::UnhandledCriticalExtension {
+                subject: certs::name_to_string(cert.subject()),
+                oid,
+            });
         }
     }
     Ok(())
@@ -529,36 +961,14 @@ fn general_name_text(name: &GeneralName<'_>) -> String {
             _ => crate::hex::lower(bytes, ":"),
         },
         GeneralName::DirectoryName(dn) => certs::name_to_string(dn),
-        other => format!("{other:?}"),
+        other => certs::general_name_kind(other).to_string(),
     }
-}
-
-/// Validity windows from the top of the chain down, as OpenSSL walks them.
-fn check_validity(nodes: &[&Node<'_>], now: i64) -> Result<(), CertProblem> {
-    for node in nodes.iter().rev() {
-        let Some(cert) = &node.cert else { continue };
-        let not_before = cert.validity().not_before.timestamp();
-        let not_after = cert.validity().not_after.timestamp();
-        if now < not_before {
-            return Err(CertProblem::NotYetValid {
-                subject: certs::name_to_string(cert.subject()),
-                not_before,
-            });
-        }
-        if now > not_after {
-            return Err(CertProblem::Expired {
-                subject: certs::name_to_string(cert.subject()),
-                not_after,
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{IssuerNotFound, TrustSource};
+    use crate::facts::{IssuerNotFound, Purpose, TrustSource};
     use crate::fixtures::pki::*;
     use crate::tls::trust_from_certificates;
     use rcgen::{
@@ -727,10 +1137,132 @@ mod tests {
         );
         assert_eq!(
             libpq_problem(&facts),
-            CertProblem::NotCa {
-                subject: "CN=Root CA".to_string()
+            CertProblem::PathLengthExceeded {
+                subject: "CN=Root CA".to_string(),
+                limit: 0,
             }
         );
+    }
+
+    /// OpenSSL's SSL server purpose wants serverAuth itself:
+    /// anyExtendedKeyUsage alone is "unsupported certificate purpose", on
+    /// the leaf and on a CA.
+    #[test]
+    fn any_extended_key_usage_alone_is_not_server_auth() {
+        let ca = root("Root CA");
+        let mut p = leaf_params(&["db.example.com"], None);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
+        let facts = judge(&[sign(p, &ca)], &trust(&[&ca]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadPurpose { purpose: Purpose::LeafEku(has), .. } if has == "anyExtendedKeyUsage"
+        ));
+        let int = intermediate(
+            "Any Int",
+            |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any],
+            &ca,
+        );
+        let facts = judge(
+            &[leaf(&["db.example.com"], None, &int), int.der().clone()],
+            &trust(&[&ca]),
+            "db.example.com",
+        );
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadPurpose { purpose: Purpose::CaEku(_), subject } if subject == "CN=Any Int"
+        ));
+    }
+
+    /// OpenSSL takes a same-named certificate as the issuer only when its
+    /// subjectKeyIdentifier is the authorityKeyIdentifier, whatever the
+    /// signature: a mismatch is "unable to get local issuer certificate".
+    #[test]
+    fn authority_key_id_must_match_the_issuer() {
+        let ca = root("Test CA");
+        let mut p = leaf_params(&["db.example.com"], None);
+        p.use_authority_key_identifier_extension = true;
+        let good = sign(p.clone(), &ca);
+        assert_eq!(
+            judge(&[good], &trust(&[&ca]), "db.example.com").libpq,
+            Some(Ok(()))
+        );
+        // The same CA key and name, but a subjectKeyIdentifier of its own.
+        let mut other = ca_params("Test CA", (2020, 1), (2035, 1));
+        other.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![7; 20]);
+        let ca_key = KeyPair::from_pem(&ca.key().serialize_pem()).unwrap();
+        let reissued = CertifiedIssuer::self_signed(other, ca_key).unwrap();
+        let leaf = sign(p, &ca);
+        let facts = judge(&[leaf], &trust(&[&reissued]), "db.example.com");
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::UnknownIssuer(IssuerNotFound::KeyIdMismatch { .. })
+        ));
+    }
+
+    /// Up to 100 intermediates pass (OpenSSL's default depth); 101 do not.
+    #[test]
+    fn chain_length_follows_openssl_depth() {
+        let ca = root("Root CA");
+        let mut issuers = vec![ca];
+        for i in 0..101 {
+            let next = intermediate(&format!("Int {i}"), |_| {}, issuers.last().unwrap());
+            issuers.push(next);
+        }
+        let chain_of = |n: usize| {
+            let mut chain = vec![leaf(&["db.example.com"], None, &issuers[n])];
+            chain.extend((1..=n).rev().map(|i| issuers[i].der().clone()));
+            chain
+        };
+        let store = trust(&[&issuers[0]]);
+        assert_eq!(
+            judge(&chain_of(100), &store, "db.example.com").libpq,
+            Some(Ok(()))
+        );
+        assert_eq!(
+            libpq_problem(&judge(&chain_of(101), &store, "db.example.com")),
+            CertProblem::ChainTooLong(MAX_INTERMEDIATES)
+        );
+    }
+
+    /// A server sending many same-named CAs, and a trust store of many
+    /// same-named CAs, end in a verdict within the budget, fast.
+    #[test]
+    fn same_named_floods_are_bounded() {
+        let ca = root("Flood CA");
+        let ee = leaf(&["db.example.com"], None, &ca);
+        let flood: Vec<_> = (0..150).map(|_| root("Flood CA")).collect();
+        let mut chain = vec![ee.clone()];
+        chain.extend(flood.iter().map(|c| c.der().clone()));
+        let started = std::time::Instant::now();
+        let facts = judge(&chain, &trust(&[&ca]), "db.example.com");
+        assert_eq!(facts.libpq, Some(Ok(())));
+        let mut anchors: Vec<&Issuer> = flood.iter().collect();
+        anchors.push(&ca);
+        let facts = judge(&[ee], &trust(&anchors), "db.example.com");
+        // The first same-named anchor is taken, as OpenSSL takes it
+        // (no key identifiers here): its signature then fails.
+        assert!(matches!(
+            libpq_problem(&facts),
+            CertProblem::BadSignature { .. }
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn budget_counts_candidates_and_signatures() {
+        let mut budget = Budget::default();
+        for _ in 0..MAX_SIGNATURES {
+            budget.signature().unwrap();
+        }
+        assert!(matches!(
+            budget.signature(),
+            Err(CertProblem::BudgetExhausted { signatures, .. }) if signatures == MAX_SIGNATURES + 1
+        ));
+        let mut budget = Budget::default();
+        for _ in 0..MAX_CANDIDATES {
+            budget.candidate().unwrap();
+        }
+        assert!(budget.candidate().is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! stop the handshake, so no credential reaches a server libpq would reject.
 
 mod chain;
+mod crl;
 mod hostname;
 mod verify;
 
@@ -23,8 +24,8 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::conn::{self, RootCerts, SslMode, UsageError};
-use crate::facts::{CertChainFacts, HandshakeProgress, TrustSource};
+use crate::conn::{self, CrlFiles, RootCerts, SslMode, UsageError};
+use crate::facts::{CertChainFacts, HandshakeProgress, ProbeLimit, TrustSource};
 
 use chain::Anchor;
 
@@ -36,6 +37,18 @@ pub struct TrustStore {
     /// The same roots as webpki sees them, for the strict view.
     roots: Arc<rustls::RootCertStore>,
     source: TrustSource,
+    /// CRLs from sslcrl/sslcrldir: Some turns revocation checking on, for
+    /// every certificate of the chain, as libpq turns it on in OpenSSL.
+    crls: Option<Arc<Vec<crl::Crl>>>,
+}
+
+impl TrustStore {
+    /// Adds the CRLs `source` names, as libpq loads them beside a
+    /// sslrootcert file; what could not be loaded is said in `notes`.
+    pub fn with_crls(mut self, source: &CrlFiles, notes: &mut Vec<String>) -> TrustStore {
+        self.crls = crl::load(source, notes).map(Arc::new);
+        self
+    }
 }
 
 /// Client certificate chain and private key (sslcert/sslkey).
@@ -49,6 +62,8 @@ pub struct ClientIdentity {
 pub struct Recorder {
     facts: Mutex<CertChainFacts>,
     progress: Mutex<HandshakeProgress>,
+    /// Set when the probe's own crypto stopped the handshake.
+    limit: Mutex<Option<ProbeLimit>>,
 }
 
 /// A poisoned lock only means another thread panicked mid-update; the data
@@ -64,6 +79,15 @@ impl Recorder {
     }
     pub fn progress(&self) -> HandshakeProgress {
         *lock(&self.progress)
+    }
+
+    /// What the probe's own crypto could not do, if that ended the handshake.
+    pub fn limit(&self) -> Option<ProbeLimit> {
+        lock(&self.limit).clone()
+    }
+
+    fn set_limit(&self, limit: ProbeLimit) {
+        *lock(&self.limit) = Some(limit);
     }
 
     /// Progress only moves forward.
@@ -111,10 +135,11 @@ pub fn load_trust(roots: &RootCerts) -> Result<TrustStore, UsageError> {
 fn system_trust() -> TrustStore {
     let anchors = webpki_roots::TLS_SERVER_ROOTS
         .iter()
-        .map(|ta| Anchor {
-            subject: der_sequence(ta.subject.as_ref()),
-            spki: der_sequence(ta.subject_public_key_info.as_ref()),
-            cert: None,
+        .map(|ta| {
+            Anchor::bare(
+                der_sequence(ta.subject.as_ref()),
+                der_sequence(ta.subject_public_key_info.as_ref()),
+            )
         })
         .collect();
     let roots = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
@@ -122,6 +147,7 @@ fn system_trust() -> TrustStore {
         anchors: Arc::new(anchors),
         roots: Arc::new(roots),
         source: TrustSource::System,
+        crls: None,
     }
 }
 
@@ -155,15 +181,10 @@ pub(crate) fn trust_from_certificates(
 ) -> Result<TrustStore, UnparsableAnchor> {
     let mut anchors = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
-        let parsed = crate::certs::parse(der).map_err(|reason| UnparsableAnchor {
+        anchors.push(Anchor::from_cert(der).map_err(|reason| UnparsableAnchor {
             position: i + 1,
             reason,
-        })?;
-        anchors.push(Anchor {
-            subject: parsed.subject().as_raw().to_vec(),
-            spki: parsed.public_key().raw.to_vec(),
-            cert: Some(der.clone()),
-        });
+        })?);
     }
     let mut roots = rustls::RootCertStore::empty();
     // Certificates webpki cannot use simply leave the strict view without them.
@@ -172,6 +193,7 @@ pub(crate) fn trust_from_certificates(
         anchors: Arc::new(anchors),
         roots: Arc::new(roots),
         source: TrustSource::File,
+        crls: None,
     })
 }
 

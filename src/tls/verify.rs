@@ -13,7 +13,8 @@ use super::{chain, Recorder, TrustStore};
 use crate::certs;
 use crate::conn::SslMode;
 use crate::facts::{
-    CertChainFacts, CertFacts, CertProblem, HandshakeProgress, StrictOnlyIssue, StrictProblem,
+    CertChainFacts, CertFacts, CertProblem, CrlProblem, HandshakeProgress, StrictOnlyIssue,
+    StrictProblem,
 };
 
 /// Decides by libpq's rules; webpki's opinion is only recorded.
@@ -63,7 +64,21 @@ pub(super) fn libpq_verdict(
     host: &str,
     now: i64,
 ) -> Result<Accepted, CertProblem> {
-    let anchor = chain::verify(end_entity, intermediates, &trust.anchors, trust.source, now)?;
+    let chain = chain::verify(
+        end_entity,
+        intermediates,
+        &trust.anchors,
+        trust.source,
+        trust.crls.as_deref().map(Vec::as_slice),
+        now,
+    );
+    // A chain the probe could not fully check still fails libpq's rules
+    // for certain on a wrong host name; otherwise the limit stands.
+    if let Err(problem) = &chain {
+        if !matches!(problem, CertProblem::ProbeCannotVerify(_)) {
+            return Err(problem.clone());
+        }
+    }
     let name = match mode {
         SslMode::VerifyCa => None,
         SslMode::VerifyFull => {
@@ -72,7 +87,10 @@ pub(super) fn libpq_verdict(
             Some(hostname::check(&leaf, host)?)
         }
     };
-    Ok(Accepted { anchor, name })
+    Ok(Accepted {
+        anchor: chain?,
+        name,
+    })
 }
 
 /// webpki's verdict, as rustls and most clients that are not libpq reach
@@ -149,9 +167,6 @@ pub(super) fn strict_only_issues(
                 version,
             });
         }
-        if certs::signature_algorithm(&cert).is_some_and(|a| a.sha1) {
-            issues.push(StrictOnlyIssue::Sha1Signed { subject: subject() });
-        }
     }
     if issues.is_empty() {
         issues.push(StrictOnlyIssue::Other(strict_error.clone()));
@@ -177,18 +192,22 @@ impl LibpqVerifier {
             Some(problem) => Err(problem),
             None => libpq_verdict(end_entity, &inter, trust, mode, host, now_secs),
         };
-        let strict_result = strict_verdict(
-            trust,
-            &self.provider,
-            end_entity,
-            intermediates,
-            server_name,
-            mode,
-            presented.first(),
-            now,
-        );
+        // The strict view only matters beside libpq's acceptance, and
+        // skipping it spares a hostile chain webpki's own search.
+        let strict_result = verdict.is_ok().then(|| {
+            strict_verdict(
+                trust,
+                &self.provider,
+                end_entity,
+                intermediates,
+                server_name,
+                mode,
+                presented.first(),
+                now,
+            )
+        });
         let strict_only = match (&verdict, &strict_result) {
-            (Ok(accepted), Err(reason)) => {
+            (Ok(accepted), Some(Err(reason))) => {
                 strict_only_issues(end_entity, &inter, accepted.name, reason)
             }
             _ => Vec::new(),
@@ -206,8 +225,9 @@ impl LibpqVerifier {
                 SslMode::VerifyCa => None,
             },
             libpq: Some(libpq.clone()),
-            strict: Some(strict_result),
+            strict: strict_result,
             strict_only_issues: strict_only,
+            crls_checked: trust.crls.as_ref().map(|c| c.len()),
         };
         (facts, libpq)
     }
@@ -240,7 +260,17 @@ pub(super) fn rejection(
         CertProblem::BadSignature { .. } => CertificateError::BadSignature,
         CertProblem::BadPurpose { .. } => CertificateError::InvalidPurpose,
         CertProblem::Malformed { .. } => CertificateError::BadEncoding,
+        CertProblem::Revoked { .. } => CertificateError::Revoked,
+        CertProblem::Crl(CrlProblem::Missing { .. }) => CertificateError::UnknownRevocationStatus,
+        CertProblem::Crl(CrlProblem::Expired { .. }) => CertificateError::ExpiredRevocationList,
         CertProblem::NotCa { .. }
+        | CertProblem::KeyTooWeak { .. }
+        | CertProblem::DigestTooWeak { .. }
+        | CertProblem::PathLengthExceeded { .. }
+        | CertProblem::ChainTooLong(_)
+        | CertProblem::BudgetExhausted { .. }
+        | CertProblem::Crl(_)
+        | CertProblem::ProbeCannotVerify(_)
         | CertProblem::UnhandledCriticalExtension { .. }
         | CertProblem::NameConstraint { .. } => {
             CertificateError::Other(OtherError(Arc::new(problem.clone())))
@@ -341,6 +371,7 @@ impl ServerCertVerifier for LibpqVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.within_limits(cert)?;
         let valid = tls12_signature(&self.provider, message, cert, dss)?;
         self.recorder.advance(HandshakeProgress::Verified);
         Ok(valid)
@@ -352,15 +383,56 @@ impl ServerCertVerifier for LibpqVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.within_limits(cert)?;
         let valid = tls13_signature(&self.provider, message, cert, dss)?;
         self.recorder.advance(HandshakeProgress::Verified);
         Ok(valid)
     }
 
+    /// The provider's schemes, and those OpenSSL servers may need that it
+    /// lacks: offered so that such a server sends its certificate (judged
+    /// by libpq's rules as usual) instead of failing the handshake blind;
+    /// its signature then ends the handshake as a probe limit
+    /// ([`LibpqVerifier::within_limits`]), before any credential is sent.
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
+        let mut schemes = self
+            .provider
             .signature_verification_algorithms
-            .supported_schemes()
+            .supported_schemes();
+        for extra in BEYOND_PROVIDER {
+            if !schemes.contains(&extra) {
+                schemes.push(extra);
+            }
+        }
+        schemes
+    }
+}
+
+/// Signature schemes of keys OpenSSL handles and ring does not: P-521,
+/// Ed448, and RSA-PSS-only keys (rsa_pss_pss_sha256/384/512).
+const BEYOND_PROVIDER: [SignatureScheme; 5] = [
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::ED448,
+    SignatureScheme::Unknown(0x0809),
+    SignatureScheme::Unknown(0x080a),
+    SignatureScheme::Unknown(0x080b),
+];
+
+impl LibpqVerifier {
+    /// Stops the handshake, recording why, when the server's key is one the
+    /// probe's crypto cannot verify a handshake signature with.
+    fn within_limits(&self, cert: &CertificateDer<'_>) -> Result<(), Error> {
+        let parsed = certs::parse(cert)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        match certs::handshake_limit(parsed.public_key()) {
+            None => Ok(()),
+            Some(limit) => {
+                self.recorder.set_limit(limit.clone());
+                Err(Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(limit)),
+                )))
+            }
+        }
     }
 }
 
@@ -468,35 +540,115 @@ mod tests {
         );
     }
 
-    /// OpenSSL (and so libpq) at security level 1 accepts a SHA-1 signature;
-    /// webpki and Debian's default level 2 do not: said, as a strict-client issue.
+    /// OpenSSL 3 rates SHA-1 and MD5 signatures below security level 1
+    /// (Debian runs level 2): libpq refuses them, "digest too weak".
     #[test]
-    fn sha1_signed_leaf_is_a_strict_only_issue() {
-        let Some(pki) = article_pki_signing_with(&["-sha1"]) else {
+    fn sha1_and_md5_signed_leaves_are_too_weak() {
+        for digest in ["-sha1", "-md5"] {
+            let Some(pki) = article_pki_signing_with(&[digest]) else {
+                return;
+            };
+            let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
+            let server = CertificateDer::from_pem_file(&pki.server_crt).unwrap();
+            let facts = judge_at(
+                &[server],
+                &store,
+                SslMode::VerifyFull,
+                "db.internal",
+                unix_now(),
+            );
+            assert!(
+                matches!(
+                    libpq_problem(&facts),
+                    CertProblem::DigestTooWeak { ref subject, .. } if subject == "CN=db.internal"
+                ),
+                "{digest}: {:?}",
+                facts.libpq
+            );
+        }
+    }
+
+    /// RSA keys under 2048 bits fail security level 2 ("EE certificate key
+    /// too weak"), whatever else is right; over 8192 bits are beyond ring:
+    /// the chain passes, and the handshake names the probe's limit.
+    #[test]
+    fn rsa_key_sizes_by_openssl_rules() {
+        if !have_openssl("rsa key sizes") {
             return;
-        };
-        let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
-        let server = CertificateDer::from_pem_file(&pki.server_crt).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=Size CA",
+                "-days",
+                "30",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "rsa:1024",
+                "-nodes",
+                "-keyout",
+                "small.key",
+                "-out",
+                "small.csr",
+                "-subj",
+                "/CN=db.internal",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "small.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "small.crt",
+                "-days",
+                "30",
+            ],
+        );
+        let store = load_trust(&RootCerts::File(d.join("ca.crt"))).unwrap();
+        let small = CertificateDer::from_pem_file(d.join("small.crt")).unwrap();
         let facts = judge_at(
-            &[server],
+            &[small],
             &store,
             SslMode::VerifyFull,
             "db.internal",
             unix_now(),
         );
-        assert_eq!(facts.libpq, Some(Ok(())));
-        assert_eq!(
-            facts.presented[0].signature_algorithm,
-            "sha1WithRSAEncryption"
-        );
         assert!(
-            facts
-                .strict_only_issues
-                .iter()
-                .any(|i| i.to_string().contains("signed with SHA-1")),
+            matches!(
+                libpq_problem(&facts),
+                CertProblem::KeyTooWeak { ca: false, ref key, .. } if key == "RSA 1024"
+            ),
             "{:?}",
-            facts.strict_only_issues
+            facts.libpq
         );
+        assert!(libpq_problem(&facts)
+            .to_string()
+            .contains("security level 2"));
     }
 
     mod handshake {

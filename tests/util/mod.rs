@@ -46,6 +46,8 @@ const LIBPQ_VARS: &[&str] = &[
     "PGSERVICE",
     "PGSERVICEFILE",
     "PGSYSCONFDIR",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
 ];
 
 /// One run of the binary, built up with libpq variables and flags.

@@ -346,6 +346,8 @@ pub struct ServerSpec {
     /// The PostgreSQL major to run ([`require_major`]); `None` is the
     /// default binaries ([`require`]).
     pub major: Option<u32>,
+    /// Environment for the server process (e.g. `OPENSSL_CONF`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerSpec {
@@ -359,6 +361,7 @@ impl ServerSpec {
             extra_conf: Vec::new(),
             hba: None,
             major: None,
+            env: Vec::new(),
         }
     }
 
@@ -542,6 +545,7 @@ impl Server {
                 .arg("-l")
                 .arg(server.path("log"))
                 .args(["-w", "-t", "60", "-s", "start"])
+                .envs(spec.env.iter().map(|(k, v)| (k, v)))
                 .output()
                 .expect("run pg_ctl start");
             if out.status.success() {

@@ -376,6 +376,34 @@ pub enum ProblemJson {
         name: String,
         detail: String,
     },
+    /// Below OpenSSL security level 2: a key too small or a digest too weak.
+    SecurityLevel {
+        subject: String,
+        detail: String,
+    },
+    PathLengthExceeded {
+        subject: String,
+        detail: String,
+    },
+    ChainTooLong {
+        detail: String,
+    },
+    BudgetExhausted {
+        detail: String,
+    },
+    Revoked {
+        subject: String,
+        serial: String,
+        crl: String,
+    },
+    /// A CRL missing, expired, not yet valid or not verifying.
+    Crl {
+        detail: String,
+    },
+    /// The probe's own crypto cannot check a signature OpenSSL can: no verdict.
+    ProbeCannotVerify {
+        detail: String,
+    },
 }
 
 impl ProblemJson {
@@ -422,6 +450,36 @@ impl ProblemJson {
                 ca: ca.clone(),
                 name: name.clone(),
                 detail: breach.to_string(),
+            },
+            CertProblem::KeyTooWeak { subject, .. }
+            | CertProblem::DigestTooWeak { subject, .. } => ProblemJson::SecurityLevel {
+                subject: subject.clone(),
+                detail: p.to_string(),
+            },
+            CertProblem::PathLengthExceeded { subject, .. } => ProblemJson::PathLengthExceeded {
+                subject: subject.clone(),
+                detail: p.to_string(),
+            },
+            CertProblem::ChainTooLong(_) => ProblemJson::ChainTooLong {
+                detail: p.to_string(),
+            },
+            CertProblem::BudgetExhausted { .. } => ProblemJson::BudgetExhausted {
+                detail: p.to_string(),
+            },
+            CertProblem::Revoked {
+                subject,
+                serial,
+                crl,
+            } => ProblemJson::Revoked {
+                subject: subject.clone(),
+                serial: serial.clone(),
+                crl: crl.clone(),
+            },
+            CertProblem::Crl(why) => ProblemJson::Crl {
+                detail: why.to_string(),
+            },
+            CertProblem::ProbeCannotVerify(limit) => ProblemJson::ProbeCannotVerify {
+                detail: limit.to_string(),
             },
         }
     }
@@ -552,6 +610,10 @@ pub enum FailureJson {
     Tls {
         detail: String,
     },
+    /// The probe's own crypto could not finish the handshake (not the server's fault).
+    ProbeLimit {
+        detail: String,
+    },
     Login {
         sqlstate: Option<String>,
         detail: String,
@@ -600,6 +662,9 @@ impl FailureJson {
             },
             SessionFailure::Handshake(h) => FailureJson::Tls {
                 detail: describe_handshake(h, target),
+            },
+            SessionFailure::ProbeLimit(limit) => FailureJson::ProbeLimit {
+                detail: limit.to_string(),
             },
             SessionFailure::Login { sqlstate, detail } => FailureJson::Login {
                 sqlstate: sqlstate.clone(),
