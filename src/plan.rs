@@ -44,6 +44,8 @@ pub struct Fleet {
     pub deadline: Instant,
     /// How many targets are probed at once (`--concurrency`).
     pub concurrency: usize,
+    /// How many targets of one server are probed at once (`--per-server`).
+    pub per_server: usize,
 }
 
 /// One target of a fleet: its name (the service, or host:port) and its
@@ -97,11 +99,13 @@ impl Environment {
 pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, String> {
     let module = module(&args.module)?;
     let deadline = started + module.timeout;
-    if !(1..=4096).contains(&args.concurrency) {
-        return Err(format!(
-            "--concurrency must be 1 to 4096, not {}",
-            args.concurrency
-        ));
+    for (flag, n) in [
+        ("--concurrency", args.concurrency),
+        ("--per-server", args.per_server),
+    ] {
+        if !(1..=4096).contains(&n) {
+            return Err(format!("{flag} must be 1 to 4096, not {n}"));
+        }
     }
     let flags = Flags {
         conninfo: args.conninfo.clone(),
@@ -171,6 +175,7 @@ pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, St
         targets,
         deadline,
         concurrency: args.concurrency,
+        per_server: args.per_server,
     }))
 }
 
