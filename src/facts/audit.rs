@@ -62,6 +62,10 @@ pub struct AuditFacts {
 pub struct AuditAccess {
     /// `current_user`, quoted as an SQL identifier (ready for a GRANT).
     pub role: String,
+    /// `current_database()`, quoted as an SQL identifier: privileges on
+    /// catalog views and functions are per database, so a GRANT for them
+    /// must run in this one.
+    pub database: String,
     pub superuser: bool,
     /// Member of pg_read_all_settings (superuser-only settings visible).
     pub read_all_settings: bool,
@@ -142,14 +146,15 @@ pub struct HbaRule {
 }
 
 /// Why the pending-reload check did not run; the advice names the GRANT
-/// for the role the probe logged in as.
+/// for the role the probe logged in as, and where to run it: EXECUTE on a
+/// catalog function is granted per database, role membership cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotChecked {
-    #[error("pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}")]
-    NeedsStatFile { role: String },
-    #[error("pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {role})")]
+    #[error("pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}; run in database {database}")]
+    NeedsStatFile { role: String, database: String },
+    #[error("pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {role}; in any database: role membership is cluster-wide)")]
     HbaFileHidden { role: String },
-    #[error("pending reload not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role})")]
+    #[error("pending reload not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role}; in any database: role membership is cluster-wide)")]
     OutsideDataDirectory { file: String, role: String },
     #[error("pending reload not checked: hba_file not found by pg_stat_file")]
     NotFound,

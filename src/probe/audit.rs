@@ -159,6 +159,7 @@ fn first_query(version: i32) -> String {
         .join(", ");
     format!(
         "SELECT quote_ident(current_user) AS role, \
+         quote_ident(current_database()) AS database, \
          current_setting('is_superuser') = 'on' AS superuser, \
          pg_has_role('pg_read_all_settings', 'USAGE') AS read_all_settings, \
          pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats, \
@@ -210,7 +211,10 @@ fn stat_allowed(
     let role = || access.role.clone();
     // Before 11 pg_stat_file has a hard-coded superuser check.
     if version < 110_000 || !access.stat_file {
-        return Err(NotChecked::NeedsStatFile { role: role() });
+        return Err(NotChecked::NeedsStatFile {
+            role: role(),
+            database: access.database.clone(),
+        });
     }
     let (Some(hba), Some(data)) = (settings.get("hba_file"), settings.get("data_directory")) else {
         return Err(NotChecked::HbaFileHidden { role: role() });
@@ -279,6 +283,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 fn read_first_row(row: &Row, facts: &mut AuditFacts) -> Result<(), AuditFailure> {
     facts.access = Some(AuditAccess {
         role: column(row, "role").unwrap_or("CURRENT_USER").to_string(),
+        database: column(row, "database")
+            .unwrap_or("<the probe's database>")
+            .to_string(),
         superuser: flag(row, "superuser"),
         read_all_settings: flag(row, "read_all_settings"),
         read_all_stats: flag(row, "read_all_stats"),
@@ -404,6 +411,7 @@ mod tests {
     fn mtime_check_needs_privilege_and_a_reachable_file() {
         let mut access = AuditAccess {
             role: "mon".into(),
+            database: "app".into(),
             stat_file: true,
             ..AuditAccess::default()
         };
@@ -424,9 +432,9 @@ mod tests {
         let err = stat_allowed(&access, 150_000, &settings)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO mon")
-        );
+        assert!(err.contains(
+            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO mon; run in database app"
+        ));
     }
 
     #[test]

@@ -228,6 +228,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         facts.session.audit = Some(AuditFacts {
             access: Some(AuditAccess {
                 role: "probe".into(),
+                database: "postgres".into(),
                 read_all_settings: true,
                 read_all_stats: true,
                 ..AuditAccess::default()
@@ -248,7 +249,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
             "{first}"
         );
         assert!(nagios.contains("\nOK audit_settings: "), "{nagios}");
-        assert!(nagios.contains("\nUNKNOWN audit_hba: pg_hba_file_rules not readable by probe: GRANT SELECT ON pg_catalog.pg_hba_file_rules TO probe; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO probe;\n"), "{nagios}");
+        assert!(nagios.contains("\nUNKNOWN audit_hba: pg_hba_file_rules not readable by probe: GRANT SELECT ON pg_catalog.pg_hba_file_rules TO probe; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO probe; (run in database postgres: privileges on catalog views and functions are per database)\n"), "{nagios}");
         assert!(nagios.contains("\nCRITICAL audit_sessions replication repl [walsender] from 10.0.0.9 (pid 42, database -, application_name \"walreceiver\") without TLS\n"), "{nagios}");
         let doc: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
         assert_eq!(doc["audit"]["sessions"]["plaintext"], 1);
@@ -280,6 +281,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         facts.session.audit = Some(AuditFacts {
             access: Some(AuditAccess {
                 role: "probe".into(),
+                database: "postgres".into(),
                 read_all_settings: true,
                 read_all_stats: true,
                 ..AuditAccess::default()
