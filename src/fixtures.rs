@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::{
-    CertChainFacts, CertFacts, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome, SessionFacts,
-    TlsVersion, WireRecord,
+    AuthMethod, CertChainFacts, CertFacts, ClientCertExchange, Facts, PgStatSsl, PlaintextFacts,
+    PlaintextOutcome, SessionAuth, SessionFacts, TlsVersion, WireRecord,
 };
 use crate::policy::{scan, Thresholds};
 use crate::probe::{Endpoint, ProbeCtx};
@@ -51,6 +51,13 @@ pub fn target() -> Target {
         connect_timeout: None,
         application_name: "pg-tls-probe".into(),
         sslnegotiation: SslNegotiation::Postgres,
+        require_auth: None,
+        tls_range: crate::conn::TlsRange::parse(None, None).unwrap(),
+        sslcertmode: crate::conn::SslCertMode::Allow,
+        target_session_attrs: crate::conn::TargetSessionAttrs::Any,
+        sslsni: true,
+        sslkeylogfile: None,
+        options: None,
         notes: vec![],
     }
 }
@@ -82,6 +89,16 @@ pub fn healthy() -> Facts {
             audit: None,
             direct_tls: None,
             wire: WireRecord::default(),
+            client_cert: ClientCertExchange::default(),
+            auth: Some(SessionAuth {
+                method: AuthMethod::ScramSha256Plus {
+                    channel_binding: "tls-server-end-point".into(),
+                },
+                offered: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+                client_cert: ClientCertExchange::default(),
+                completed: true,
+            }),
+            keylog_failure: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {

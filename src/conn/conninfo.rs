@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(
             notes,
             vec![
-                "ignored connection option \"keepalives\": it does not affect this probe",
+                "ignored connection option \"keepalives\": TCP keepalive matters for long sessions; the probe's last milliseconds",
                 "ignored connection option \"sslcrl\": it does not affect this probe",
             ]
         );

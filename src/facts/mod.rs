@@ -8,6 +8,7 @@
 //! a report shows.
 
 pub mod audit;
+mod auth;
 mod cert;
 mod scan;
 mod wire;
@@ -15,6 +16,7 @@ mod wire;
 use std::fmt;
 use std::net::SocketAddr;
 
+pub use auth::{code as auth_code, AuthMethod, ClientCertExchange, SessionAuth};
 pub use cert::{
     CertChainFacts, CertFacts, CertProblem, ConstraintBreach, IssuerNotFound, Purpose,
     StrictOnlyIssue, StrictProblem, TrustSource,
@@ -284,8 +286,45 @@ pub enum SessionFailure {
     },
     /// The server sent more than the probe reads (see [`Overrun`]).
     Overrun(Overrun),
+    /// A libpq keyword made the client refuse the connection, as libpq does.
+    Refused(KeywordRefusal),
     /// The probe itself could not run the check.
     Internal(InternalError),
+}
+
+/// The connection refused by a libpq keyword's rule, before any credential
+/// that rule protects was sent; the wording is libpq's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeywordRefusal {
+    #[error("authentication method requirement \"{requirement}\" failed: {}", .refusal.reason())]
+    RequireAuth {
+        requirement: String,
+        refusal: crate::conn::AuthRefusal,
+    },
+    #[error("the server negotiated {negotiated}, below ssl_min_protocol_version={}", .minimum.name())]
+    TlsVersion {
+        negotiated: String,
+        minimum: TlsVersion,
+    },
+    #[error("server did not request an SSL certificate (sslcertmode=require)")]
+    CertificateNotRequested,
+    #[error("{reason} (target_session_attrs={})", .wanted.name())]
+    SessionAttrs {
+        wanted: crate::conn::TargetSessionAttrs,
+        reason: &'static str,
+    },
+}
+
+impl KeywordRefusal {
+    /// The keyword whose rule refused.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            KeywordRefusal::RequireAuth { .. } => "require_auth",
+            KeywordRefusal::TlsVersion { .. } => "ssl_min_protocol_version",
+            KeywordRefusal::CertificateNotRequested => "sslcertmode",
+            KeywordRefusal::SessionAttrs { .. } => "target_session_attrs",
+        }
+    }
 }
 
 /// The row of `pg_stat_ssl` for the probe's own backend.
@@ -317,6 +356,13 @@ pub struct SessionFacts {
     pub direct_tls: Option<DirectTlsFacts>,
     /// The protocol after the handshake, as the wire tap saw it.
     pub wire: WireRecord,
+    /// Whether the server asked for, and got, a client certificate.
+    pub client_cert: ClientCertExchange,
+    /// How the session authenticated (from `wire` and `client_cert`);
+    /// None when no authentication request arrived.
+    pub auth: Option<SessionAuth>,
+    /// `sslkeylogfile` could not be written (the file and why).
+    pub keylog_failure: Option<(std::path::PathBuf, IoFailure)>,
 }
 
 /// Authentication method a server asked for.

@@ -13,8 +13,9 @@ pub mod scan;
 
 use crate::conn::{SslMode, Target};
 use crate::facts::{
-    date, CertChainFacts, CertFacts, Facts, HandshakeFailure, PgStatSsl, PlaintextFacts,
-    PlaintextOutcome, SessionFacts, SessionFailure, SslRequestFailure, TlsVersion,
+    date, AuthMethod, CertChainFacts, CertFacts, Facts, HandshakeFailure, PgStatSsl,
+    PlaintextFacts, PlaintextOutcome, SessionAuth, SessionFacts, SessionFailure, SslRequestFailure,
+    TlsVersion,
 };
 use crate::plan::Cidr;
 
@@ -59,6 +60,7 @@ pub enum Check {
     CertificateExpiry,
     StrictClients,
     TlsSession,
+    Authentication,
     Plaintext,
     Protocols,
     Ciphers,
@@ -70,13 +72,14 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 15] = [
         Check::Arguments,
         Check::Connection,
         Check::Certificate,
         Check::CertificateExpiry,
         Check::StrictClients,
         Check::TlsSession,
+        Check::Authentication,
         Check::Plaintext,
         Check::Protocols,
         Check::Ciphers,
@@ -95,6 +98,7 @@ impl Check {
             Check::CertificateExpiry => "certificate_expiry",
             Check::StrictClients => "strict_clients",
             Check::TlsSession => "tls_session",
+            Check::Authentication => "authentication",
             Check::Plaintext => "plaintext",
             Check::Protocols => "protocols",
             Check::Ciphers => "ciphers",
@@ -214,6 +218,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             .as_ref()
             .map(|s| tls_session(s, &thresholds)),
     );
+    findings.extend(session.auth.as_ref().and_then(authentication));
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
         .scan
@@ -296,6 +301,9 @@ pub fn describe_failure(failure: &SessionFailure, target: &Target) -> String {
             *after_ms as f64 / 1000.0
         ),
         SessionFailure::Overrun(overrun) => format!("session ended: {overrun}"),
+        SessionFailure::Refused(refusal) => {
+            format!("refused at {endpoint} as libpq refuses: {refusal}")
+        }
     }
 }
 
@@ -324,11 +332,22 @@ fn connection(session: &SessionFacts, target: &Target) -> Finding {
             .and_then(|s| s.version.clone())
             .unwrap_or_else(|| "TLS".into());
         let ms = session.connect_seconds.unwrap_or(0.0) * 1000.0;
+        // libpq only warns when its key log cannot be written; so does this.
+        let keylog = session
+            .keylog_failure
+            .as_ref()
+            .map(|(path, e)| {
+                format!(
+                    "; could not write sslkeylogfile \"{}\": {e}",
+                    path.display()
+                )
+            })
+            .unwrap_or_default();
         return finding(
             Check::Connection,
             Status::Ok,
             format!(
-                "logged in to {}:{} as {} over {version} in {ms:.0} ms",
+                "logged in to {}:{} as {} over {version} in {ms:.0} ms{keylog}",
                 target.host, target.port, target.user
             ),
         );
@@ -482,6 +501,42 @@ fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
     }
 }
 
+/// The recipe's authentication line: what a session should log in with.
+const RECIPE_SCRAM: &str = "hostssl all all 0.0.0.0/0 scram-sha-256";
+
+/// How the session logged in, against the recipe's `scram-sha-256`. The
+/// probe always connects over TCP with TLS, so trust here is trust over
+/// TCP, and a password sent in clear or as md5 is at least encrypted.
+fn authentication(auth: &SessionAuth) -> Option<Finding> {
+    if !auth.completed {
+        return None;
+    }
+    let plus_offered = auth.offered.iter().any(|m| m == "SCRAM-SHA-256-PLUS");
+    let (status, summary) = match &auth.method {
+        AuthMethod::ScramSha256Plus { .. } => (Status::Ok, auth.method.to_string()),
+        AuthMethod::ScramSha256 if plus_offered => (
+            Status::Ok,
+            "SCRAM-SHA-256 without channel binding; the server offers SCRAM-SHA-256-PLUS (channel_binding=require insists on it)".to_string(),
+        ),
+        AuthMethod::ScramSha256 => (
+            Status::Ok,
+            "SCRAM-SHA-256 without channel binding (the server offers no SCRAM-SHA-256-PLUS)"
+                .to_string(),
+        ),
+        AuthMethod::Certificate => (Status::Ok, auth.method.to_string()),
+        m @ (AuthMethod::Md5 | AuthMethod::Password) => (
+            Status::Warning,
+            format!("{m} authentication (inside TLS): the recipe uses scram-sha-256 (`{RECIPE_SCRAM}`), which never sends the password or a replayable hash"),
+        ),
+        AuthMethod::Trust => (
+            Status::Warning,
+            format!("trust over TCP: logged in without any credential, so anyone who reaches the port can (recipe line `{RECIPE_SCRAM}`)"),
+        ),
+        other => (Status::Ok, other.to_string()),
+    };
+    Some(finding(Check::Authentication, status, summary))
+}
+
 /// SQLSTATEs that say "try later", not "plaintext is rejected".
 const BUSY: [&str; 3] = ["53300", "57P03", "53000"];
 
@@ -614,9 +669,35 @@ mod tests {
                 "certificate_expiry",
                 "strict_clients",
                 "tls_session",
+                "authentication",
                 "plaintext"
             ]
         );
+    }
+
+    /// The recipe's scram-sha-256 is OK; md5 and a cleartext password
+    /// (inside TLS) are WARNINGs naming it; trust over TCP is a WARNING;
+    /// a client certificate is OK; a failed login makes no finding.
+    #[test]
+    fn authentication_methods_against_the_recipe() {
+        let cases = [
+            (AuthMethod::ScramSha256, Status::Ok, "SCRAM-SHA-256-PLUS"),
+            (AuthMethod::Md5, Status::Warning, "scram-sha-256"),
+            (AuthMethod::Password, Status::Warning, "cleartext password"),
+            (AuthMethod::Trust, Status::Warning, "trust over TCP"),
+            (AuthMethod::Certificate, Status::Ok, "client certificate"),
+        ];
+        for (method, want, phrase) in cases {
+            let mut facts = healthy();
+            facts.session.auth.as_mut().unwrap().method = method.clone();
+            let report = judge(facts);
+            let f = report.finding(Check::Authentication).unwrap();
+            assert_eq!(f.status, want, "{method:?}: {}", f.summary);
+            assert!(f.summary.contains(phrase), "{method:?}: {}", f.summary);
+        }
+        let mut facts = healthy();
+        facts.session.auth.as_mut().unwrap().completed = false;
+        assert!(judge(facts).finding(Check::Authentication).is_none());
     }
 
     #[test]
@@ -724,6 +805,7 @@ mod tests {
         let mut facts = healthy();
         facts.session.chain = CertChainFacts::default();
         facts.session.pg_stat_ssl = None;
+        facts.session.auth = None;
         facts.session.failure = Some(SessionFailure::Timeout {
             stage: Stage::SslRequest,
             after_ms: 2000,

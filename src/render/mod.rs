@@ -104,6 +104,7 @@ OK certificate: chains to CN=PostgreSQL CA, name localhost matches
 OK certificate_expiry: leaf CN=localhost expires in 365 days (2028-01-15)
 OK strict_clients: strict verifiers (webpki) accept the certificate too
 OK tls_session: TLSv1.3 TLS_AES_256_GCM_SHA384 256 bits
+OK authentication: SCRAM-SHA-256-PLUS (channel binding tls-server-end-point)
 OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hba.conf entry)
 ";
         assert_eq!(render(&report, Format::Nagios), want);

@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::audit::{ReloadCheck, TcpSession};
 use crate::facts::{
-    AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl, PlaintextOutcome,
-    ScanLevel, SessionFailure, SslRequestFailure, Stage,
+    AuthMethod, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl,
+    PlaintextOutcome, ScanLevel, SessionAuth, SessionFailure, SslRequestFailure, Stage,
 };
 use crate::policy::audit::{
     AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
@@ -30,6 +30,7 @@ pub struct Document {
     pub target: Option<TargetJson>,
     pub checks: Vec<CheckJson>,
     pub tls: Option<TlsJson>,
+    pub auth: Option<AuthJson>,
     pub certificate: Option<CertificateJson>,
     pub plaintext: Option<PlaintextJson>,
     pub direct_tls: Option<DirectTlsJson>,
@@ -50,6 +51,7 @@ impl Document {
             target: target.map(TargetJson::new),
             checks: report.findings.iter().map(CheckJson::new).collect(),
             tls: facts.and_then(TlsJson::new),
+            auth: facts.and_then(|f| f.session.auth.as_ref().map(AuthJson::new)),
             certificate: facts.and_then(|f| CertificateJson::new(&f.session.chain, f.now, report)),
             plaintext: facts.and_then(|f| {
                 f.plaintext.as_ref().map(|p| PlaintextJson {
@@ -163,6 +165,38 @@ impl TlsJson {
             issuer_dn: s.issuer_dn.clone(),
             server_version_num: facts.session.server_version_num,
         })
+    }
+}
+
+/// How the session authenticated, as seen on the wire.
+#[derive(Debug, Serialize)]
+pub struct AuthJson {
+    /// `trust`, `certificate`, `password`, `md5`, `scram-sha-256`,
+    /// `scram-sha-256-plus`, `gss`, `sspi`, `sasl`, `unknown`.
+    pub method: &'static str,
+    /// The channel-binding type with `scram-sha-256-plus`, else null.
+    pub channel_binding: Option<String>,
+    /// SASL mechanisms the server offered (empty without SASL).
+    pub mechanisms_offered: Vec<String>,
+    pub client_certificate_requested: bool,
+    pub client_certificate_sent: bool,
+    /// AuthenticationOk arrived.
+    pub completed: bool,
+}
+
+impl AuthJson {
+    fn new(a: &SessionAuth) -> AuthJson {
+        AuthJson {
+            method: a.method.name(),
+            channel_binding: match &a.method {
+                AuthMethod::ScramSha256Plus { channel_binding } => Some(channel_binding.clone()),
+                _ => None,
+            },
+            mechanisms_offered: a.offered.clone(),
+            client_certificate_requested: a.client_cert.requested,
+            client_certificate_sent: a.client_cert.sent,
+            completed: a.completed,
+        }
     }
 }
 
@@ -507,6 +541,12 @@ pub enum FailureJson {
     Internal {
         detail: String,
     },
+    /// A libpq keyword's rule refused the connection (`require_auth`,
+    /// `ssl_min_protocol_version`, `sslcertmode`, `target_session_attrs`).
+    Refused {
+        keyword: &'static str,
+        detail: String,
+    },
 }
 
 impl FailureJson {
@@ -555,6 +595,10 @@ impl FailureJson {
             },
             SessionFailure::Internal(e) => FailureJson::Internal {
                 detail: e.to_string(),
+            },
+            SessionFailure::Refused(r) => FailureJson::Refused {
+                keyword: r.keyword(),
+                detail: r.to_string(),
             },
         }
     }
