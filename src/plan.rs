@@ -143,13 +143,32 @@ pub fn module(args: &Args) -> Result<Module, String> {
 pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
     let trust = tls::load_trust(&target.sslrootcert).map_err(|e| e.to_string())?;
     let identity = match (&target.sslcert, &target.sslkey) {
-        (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?),
+        (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| {
+            if key_is_encrypted(key) {
+                format!(
+                    "sslkey \"{}\" is encrypted: encrypted client keys are not supported (sslpassword is not used); give the probe a decrypted copy readable only by its user",
+                    key.display()
+                )
+            } else {
+                e.to_string()
+            }
+        })?),
         _ => None,
     };
     Ok(Endpoint {
         target,
         trust,
         identity,
+    })
+}
+
+/// An encrypted PEM key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or OpenSSL's
+/// traditional `Proc-Type: 4,ENCRYPTED` header.
+fn key_is_encrypted(path: &std::path::Path) -> bool {
+    conn::read_input_file(path).is_ok_and(|pem| {
+        let text = String::from_utf8_lossy(&pem);
+        text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
     })
 }
 

@@ -36,3 +36,7 @@ mod audit;
 
 // The protocol scan cross-checked with testssl.sh on real servers.
 mod testssl;
+
+// The session's authentication method on the wire, require_auth and
+// channel_binding, each against libpq 18's verdict.
+mod auth;

@@ -270,7 +270,7 @@ fn finish(
     let sslcertmode = SslCertMode::parse(non_empty(p.sslcertmode.as_deref()))?;
     let target_session_attrs =
         TargetSessionAttrs::parse(non_empty(p.target_session_attrs.as_deref()))?;
-    let sslsni = options::parse_sslsni(non_empty(p.sslsni.as_deref()))?;
+    let sslsni = options::sslsni(non_empty(p.sslsni.as_deref()));
     options::check_gssencmode(non_empty(p.gssencmode.as_deref()))?;
     options::check_protocol_versions(
         non_empty(p.min_protocol_version.as_deref()),

@@ -21,6 +21,9 @@ pub struct RequireAuth {
     /// The server must run an authentication exchange to completion
     /// (false when `none` is listed, or with a negated list without `!none`).
     required: bool,
+    /// SCRAM allowed as a SASL mechanism (libpq 18 checks the mechanism
+    /// as well as the request: `oauth` also allows SASL requests).
+    scram: bool,
 }
 
 /// Why a `require_auth` requirement refused the server's request.
@@ -30,12 +33,22 @@ pub enum AuthRefusal {
     Requested(u32),
     /// AuthenticationOk before any allowed exchange completed.
     NotCompleted,
+    /// A SASL request allowed, but not the SCRAM mechanism libpq would pick.
+    Mechanism(String),
 }
 
 impl AuthRefusal {
     /// libpq's reason after "authentication method requirement ... failed: ".
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> String {
         match self {
+            AuthRefusal::Mechanism(m) => format!("server requested {m} authentication"),
+            other => other.request_reason().to_string(),
+        }
+    }
+
+    fn request_reason(&self) -> &'static str {
+        match self {
+            AuthRefusal::Mechanism(_) => "server requested SASL authentication",
             AuthRefusal::NotCompleted => "server did not complete authentication",
             AuthRefusal::Requested(code::CLEARTEXT) => "server requested a cleartext password",
             AuthRefusal::Requested(code::MD5) => "server requested a hashed password",
@@ -73,6 +86,7 @@ impl RequireAuth {
             text: text.to_string(),
             allowed: 0,
             required: true,
+            scram: false,
         };
         let mut negated = false;
         let mut seen: Vec<&str> = Vec::new();
@@ -84,6 +98,7 @@ impl RequireAuth {
                     if i == 0 {
                         req.required = false;
                         req.allowed = u32::MAX;
+                        req.scram = true;
                         negated = true;
                     } else if !negated {
                         return Err(UsageError(format!(
@@ -109,11 +124,18 @@ impl RequireAuth {
                 "md5" => bits(&[code::MD5]),
                 "gss" => bits(&[code::GSS, code::GSS_CONTINUE]),
                 "sspi" => bits(&[code::SSPI, code::GSS_CONTINUE]),
-                // SCRAM and OAUTHBEARER (libpq 18) are both SASL; the probe
-                // only logs in with SCRAM, so either one allows SASL and a
-                // mechanism it cannot speak fails the login as libpq's would.
+                // SCRAM and OAUTHBEARER (libpq 18) are both SASL: a SASL
+                // request is allowed while either is, and the mechanism is
+                // checked on its own (check_sasl).
                 "scram-sha-256" | "oauth" => {
-                    bits(&[code::SASL, code::SASL_CONTINUE, code::SASL_FINAL])
+                    if method == "scram-sha-256" {
+                        req.scram = !negated;
+                    }
+                    if !negated || seen.iter().any(|m| matches!(*m, "scram-sha-256" | "oauth")) {
+                        bits(&[code::SASL, code::SASL_CONTINUE, code::SASL_FINAL])
+                    } else {
+                        0
+                    }
                 }
                 "none" => {
                     // "none": no exchange needed; "!none": one is.
@@ -159,6 +181,25 @@ impl RequireAuth {
         } else {
             Err(AuthRefusal::Requested(request))
         }
+    }
+}
+
+impl RequireAuth {
+    /// A SASL request passed [`RequireAuth::check`]: the mechanism libpq 18
+    /// picks from `offered` must be allowed too. It picks
+    /// SCRAM-SHA-256-PLUS when offered and channel binding is not disabled
+    /// (`plus`), else SCRAM-SHA-256; the probe speaks no other.
+    pub fn check_sasl(&self, offered: &[String], plus: bool) -> Result<(), AuthRefusal> {
+        if self.scram {
+            return Ok(());
+        }
+        let has = |m: &str| offered.iter().any(|o| o == m);
+        let mechanism = if plus && has("SCRAM-SHA-256-PLUS") {
+            "SCRAM-SHA-256-PLUS"
+        } else {
+            "SCRAM-SHA-256"
+        };
+        Err(AuthRefusal::Mechanism(mechanism.into()))
     }
 }
 
@@ -324,13 +365,11 @@ pub fn check_gssencmode(value: Option<&str>) -> Result<(), UsageError> {
     }
 }
 
-/// `sslsni`: "1" (default) sends the host name in SNI; "0" does not.
-pub fn parse_sslsni(value: Option<&str>) -> Result<bool, UsageError> {
-    match value.unwrap_or("1") {
-        "1" => Ok(true),
-        "0" => Ok(false),
-        other => Err(UsageError(format!("invalid sslsni value: \"{other}\""))),
-    }
+/// `sslsni`: libpq sends the host name in SNI exactly when the value is
+/// "1" (the default); it does not validate other values, so neither does
+/// this.
+pub fn sslsni(value: Option<&str>) -> bool {
+    value.unwrap_or("1") == "1"
 }
 
 #[cfg(test)]

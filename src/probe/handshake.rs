@@ -139,10 +139,11 @@ impl Established {
         tls: TlsStream<TcpStream>,
         recorder: wire::Recorder,
         require_auth: Option<crate::conn::RequireAuth>,
+        plus: bool,
     ) -> Established {
         Established {
             tls,
-            tap: Tap::new(recorder, require_auth),
+            tap: Tap::new(recorder, require_auth, plus),
         }
     }
 }

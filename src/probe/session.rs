@@ -229,7 +229,12 @@ async fn login(
     if let Some(options) = &target.options {
         pg.options(options);
     }
-    let stream = Established::new(session, tap.clone(), target.require_auth.clone());
+    let stream = Established::new(
+        session,
+        tap.clone(),
+        target.require_auth.clone(),
+        target.channel_binding != ChannelBinding::Disable,
+    );
     let (client, connection) = step(
         ctx,
         Stage::Authentication,

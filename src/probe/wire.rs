@@ -155,15 +155,19 @@ pub struct Tap {
     frontend: Framer,
     recorder: Recorder,
     require_auth: Option<RequireAuth>,
+    /// Channel binding is not disabled: which SCRAM mechanism the client
+    /// picks, for `require_auth`'s mechanism check.
+    plus: bool,
 }
 
 impl Tap {
-    pub fn new(recorder: Recorder, require_auth: Option<RequireAuth>) -> Tap {
+    pub fn new(recorder: Recorder, require_auth: Option<RequireAuth>, plus: bool) -> Tap {
         Tap {
             backend: Framer::new(false),
             frontend: Framer::new(true),
             recorder,
             require_auth,
+            plus,
         }
     }
 
@@ -185,6 +189,7 @@ impl Tap {
             return Err(Overrun::Session.into());
         }
         let require = self.require_auth.as_ref();
+        let plus = self.plus;
         let result = self.backend.feed(
             bytes,
             MAX_MESSAGE,
@@ -194,7 +199,14 @@ impl Tap {
                     let request = record_auth(&mut record, body);
                     if let (Some(rule), Some(request), None) = (require, request, &record.refused) {
                         let finished = record.sasl_final || record.password_sent;
-                        if let Err(refusal) = rule.check(request, finished) {
+                        let offered = record.auth_requests.last().map(|r| r.mechanisms.clone());
+                        let verdict =
+                            rule.check(request, finished)
+                                .and_then(|()| match (request, offered) {
+                                    (code::SASL, Some(offered)) => rule.check_sasl(&offered, plus),
+                                    _ => Ok(()),
+                                });
+                        if let Err(refusal) = verdict {
                             record.refused = Some(refusal);
                         }
                     }
@@ -332,7 +344,7 @@ mod tests {
         );
         for chunk in [1, 3, backend.len()] {
             let recorder = Recorder::default();
-            let mut tap = Tap::new(recorder.clone(), None);
+            let mut tap = Tap::new(recorder.clone(), None, true);
             tap.write(&startup);
             let (first, rest) = backend.split_at(offer_len);
             for piece in first.chunks(chunk) {
@@ -375,7 +387,7 @@ mod tests {
     #[test]
     fn a_password_message_is_not_kept() {
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone(), None);
+        let mut tap = Tap::new(recorder.clone(), None, true);
         tap.write(
             &8u32
                 .to_be_bytes()
@@ -396,7 +408,7 @@ mod tests {
     #[test]
     fn an_absurd_length_or_an_endless_stream_ends_the_session() {
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone(), None);
+        let mut tap = Tap::new(recorder.clone(), None, true);
         let huge = [b'D', 0x7f, 0xff, 0xff, 0xff];
         assert_eq!(
             tap.read(&huge),
@@ -409,7 +421,7 @@ mod tests {
         assert!(recorder.snapshot().overrun.is_some());
 
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone(), None);
+        let mut tap = Tap::new(recorder.clone(), None, true);
         let row = message(b'D', &vec![b'x'; 1024 * 1024 - 5]);
         let mut fed = 0u64;
         let ended = loop {
@@ -428,7 +440,7 @@ mod tests {
     fn require_auth_refuses_before_the_client_answers() {
         let recorder = Recorder::default();
         let rule = RequireAuth::parse("md5").unwrap();
-        let mut tap = Tap::new(recorder.clone(), rule);
+        let mut tap = Tap::new(recorder.clone(), rule, true);
         let offer = message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0");
         assert_eq!(
             tap.read(&offer),
