@@ -457,6 +457,7 @@ mod tests {
         let mut tap = Tap::new(
             recorder.clone(),
             RequireAuth::parse("scram-sha-256").unwrap(),
+            true,
         );
         assert_eq!(
             tap.read(&message(b'R', b"\0\0\0\0")),
@@ -468,6 +469,7 @@ mod tests {
         let mut tap = Tap::new(
             recorder.clone(),
             RequireAuth::parse("scram-sha-256").unwrap(),
+            true,
         );
         tap.read(&message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"))
             .unwrap();
