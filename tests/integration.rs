@@ -40,3 +40,7 @@ mod testssl;
 // The session's authentication method on the wire, require_auth and
 // channel_binding, each against libpq 18's verdict.
 mod auth;
+
+// Every other libpq keyword that changes libpq's verdict, asked of the
+// probe and of libpq 18 on the same server.
+mod keywords;
