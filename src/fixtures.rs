@@ -99,6 +99,13 @@ pub fn healthy() -> Facts {
                 completed: true,
             }),
             keylog_failure: None,
+            negotiated: Some(crate::facts::Negotiated {
+                version: TlsVersion::Tls13,
+                cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            }),
+            local_addr: None,
+            backend_client: None,
+            pool_version: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {

@@ -44,3 +44,6 @@ mod auth;
 // Every other libpq keyword that changes libpq's verdict, asked of the
 // probe and of libpq 18 on the same server.
 mod keywords;
+
+// Real PgBouncer and Pgpool-II with client TLS in front of real PostgreSQL.
+mod poolers;

@@ -363,6 +363,49 @@ pub struct SessionFacts {
     pub auth: Option<SessionAuth>,
     /// `sslkeylogfile` could not be written (the file and why).
     pub keylog_failure: Option<(std::path::PathBuf, IoFailure)>,
+    /// The probe's own TLS session, as its handshake negotiated it.
+    pub negotiated: Option<Negotiated>,
+    /// The probe's end of the TCP connection.
+    pub local_addr: Option<SocketAddr>,
+    /// Who the backend answering the queries thinks its client is.
+    pub backend_client: Option<BackendClient>,
+    /// Pgpool-II's answer to `SHOW pool_version`, asked only when the
+    /// backend's client is not the probe.
+    pub pool_version: Option<String>,
+}
+
+impl SessionFacts {
+    /// Whether the backend's client is the probe's end of the connection
+    /// (IPv4-mapped addresses compared as IPv4). A Unix-socket client, or
+    /// another address or port, means a pooler or proxy in between: the
+    /// backend's pg_stat_ssl row describes that link. True when there is
+    /// nothing to compare (the row is taken as the probe's, as always).
+    pub fn link_is_ours(&self) -> bool {
+        let (Some(local), Some(backend)) = (self.local_addr, self.backend_client) else {
+            return true;
+        };
+        let plain = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        backend.addr.map(plain) == Some(plain(local.ip())) && backend.port == Some(local.port())
+    }
+}
+
+/// The probe's own TLS session with whatever answered its SSLRequest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: TlsVersion,
+    /// The IANA name of the suite.
+    pub cipher: String,
+}
+
+/// `inet_client_addr()` and `inet_client_port()` of the backend the
+/// session's queries run in: NULL for a Unix-socket client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendClient {
+    pub addr: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
 }
 
 /// Authentication method a server asked for.

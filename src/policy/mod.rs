@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod direct;
+pub mod pooler;
 pub mod scan;
 
 use crate::conn::{SslMode, Target};
@@ -60,6 +61,7 @@ pub enum Check {
     CertificateExpiry,
     StrictClients,
     TlsSession,
+    Pooler,
     Authentication,
     Plaintext,
     Protocols,
@@ -72,13 +74,14 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 15] = [
+    pub const ALL: [Check; 16] = [
         Check::Arguments,
         Check::Connection,
         Check::Certificate,
         Check::CertificateExpiry,
         Check::StrictClients,
         Check::TlsSession,
+        Check::Pooler,
         Check::Authentication,
         Check::Plaintext,
         Check::Protocols,
@@ -98,6 +101,7 @@ impl Check {
             Check::CertificateExpiry => "certificate_expiry",
             Check::StrictClients => "strict_clients",
             Check::TlsSession => "tls_session",
+            Check::Pooler => "pooler",
             Check::Authentication => "authentication",
             Check::Plaintext => "plaintext",
             Check::Protocols => "protocols",
@@ -181,6 +185,8 @@ pub struct Report {
     pub direct_tls: Option<direct::DirectTlsReport>,
     /// The judged `--audit`, when it ran.
     pub audit: Option<audit::AuditReport>,
+    /// A pooler or proxy between the probe and PostgreSQL, when detected.
+    pub pooler: Option<pooler::PoolerReport>,
 }
 
 impl Report {
@@ -196,6 +202,7 @@ impl Report {
             scan: None,
             direct_tls: None,
             audit: None,
+            pooler: None,
         }
     }
 
@@ -212,12 +219,21 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
     let expiry = soonest_expiry(&session.chain, facts.now);
     findings.extend(expiry.as_ref().map(|e| expiry_finding(e, &thresholds)));
     findings.extend(strict_clients(&session.chain));
-    findings.extend(
-        session
-            .pg_stat_ssl
-            .as_ref()
-            .map(|s| tls_session(s, &thresholds)),
-    );
+    let pooler = pooler::judge(&facts);
+    match &pooler {
+        // Behind a pooler pg_stat_ssl describes the pooler's link; the
+        // client's TLS is the probe's own handshake.
+        Some(p) => {
+            findings.extend(p.tls_session(&thresholds));
+            findings.push(p.finding.clone());
+        }
+        None => findings.extend(
+            session
+                .pg_stat_ssl
+                .as_ref()
+                .map(|s| tls_session(s, &thresholds)),
+        ),
+    }
     findings.extend(session.auth.as_ref().and_then(authentication));
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
@@ -256,6 +272,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         scan,
         direct_tls,
         audit,
+        pooler,
     }
 }
 
@@ -326,10 +343,12 @@ pub fn describe_handshake(failure: &HandshakeFailure, target: &Target) -> String
 
 fn connection(session: &SessionFacts, target: &Target) -> Finding {
     let Some(failure) = &session.failure else {
+        // The probe's own handshake: pg_stat_ssl may describe a pooler's link.
         let version = session
-            .pg_stat_ssl
+            .negotiated
             .as_ref()
-            .and_then(|s| s.version.clone())
+            .map(|n| n.version.name().to_string())
+            .or_else(|| session.pg_stat_ssl.as_ref().and_then(|s| s.version.clone()))
             .unwrap_or_else(|| "TLS".into());
         let ms = session.connect_seconds.unwrap_or(0.0) * 1000.0;
         // libpq only warns when its key log cannot be written; so does this.
@@ -469,7 +488,7 @@ fn strict_clients(chain: &CertChainFacts) -> Option<Finding> {
     })
 }
 
-fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
+pub(crate) fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
     if !stat.ssl {
         return finding(
             Check::TlsSession,
@@ -542,6 +561,17 @@ const BUSY: [&str; 3] = ["53300", "57P03", "53000"];
 
 fn plaintext(facts: &PlaintextFacts) -> Finding {
     let (status, summary) = match &facts.outcome {
+        PlaintextOutcome::Error {
+            sqlstate, message, ..
+        } if pooler::refuses_plaintext(sqlstate, message).is_some() => (
+            Status::Ok,
+            format!(
+                "plaintext rejected before authentication by {} (SQLSTATE {}: {})",
+                pooler::refuses_plaintext(sqlstate, message).unwrap_or_default(),
+                clip(sqlstate),
+                clip(message)
+            ),
+        ),
         PlaintextOutcome::Error {
             sqlstate, message, ..
         } if sqlstate == "28000" => (

@@ -28,8 +28,9 @@ use super::handshake::{self, AlreadyEstablished, Established};
 use super::{connect_any, wire, ProbeCtx};
 use crate::conn::{ChannelBinding, SslCertMode, SslNegotiation, TargetSessionAttrs};
 use crate::facts::{
-    ClientCertExchange, DirectTlsFacts, HandshakeProgress, InternalError, IoFailure,
-    KeywordRefusal, PgStatSsl, SessionFacts, SessionFailure, SslRequestFailure, Stage, TlsVersion,
+    BackendClient, ClientCertExchange, DirectTlsFacts, HandshakeProgress, InternalError, IoFailure,
+    KeywordRefusal, Negotiated, PgStatSsl, SessionFacts, SessionFailure, SslRequestFailure, Stage,
+    TlsVersion,
 };
 use crate::tls::{self, Recorder};
 
@@ -37,9 +38,17 @@ use crate::tls::{self, Recorder};
 /// columns this version's pg_stat_ssl has (clientdn before 12, compression
 /// before 14), read by name; the simple protocol returns them as text, so a
 /// 20-byte client_serial stays exact. Our own row is always visible.
-const STAT_SSL_QUERY: &str =
-    "SELECT current_setting('server_version_num') AS server_version_num, s.* \
+/// The backend's own idea of its client (address and port, NULL over a
+/// Unix socket) comes along: when it is not the probe's end of the
+/// connection, a pooler or proxy sits in between and the row describes
+/// that link, not the probe's.
+const STAT_SSL_QUERY: &str = "SELECT current_setting('server_version_num') AS server_version_num, \
+     host(inet_client_addr()) AS backend_client_addr, \
+     inet_client_port() AS backend_client_port, s.* \
      FROM pg_stat_ssl s WHERE pid = pg_backend_pid()";
+
+/// Pgpool-II answers this itself; PostgreSQL would not know it.
+const POOL_VERSION_QUERY: &str = "SHOW pool_version";
 
 type Login = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
@@ -69,15 +78,8 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
     });
     let tap = wire::Recorder::default();
     let result = async {
-        let (client, connection) = login(
-            ctx,
-            config,
-            &recorder,
-            &tap,
-            &cert_exchange,
-            &mut facts.direct_tls,
-        )
-        .await?;
+        let (client, connection) =
+            login(ctx, config, &recorder, &tap, &cert_exchange, &mut facts).await?;
         facts.connect_seconds = Some(ctx.started.elapsed().as_secs_f64());
         // libpq checks target_session_attrs right after login, and drops
         // a session that does not match before the application sees it.
@@ -99,6 +101,18 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
                 detail: handshake::error_chain(&e),
             })?;
         let read = read_stat_ssl(&rows, &mut facts);
+        if read.is_ok() && !facts.link_is_ours() {
+            // Bounded like the query; an error only means "not Pgpool-II".
+            if let Some(Ok(rows)) = ctx
+                .within_run(client.simple_query(POOL_VERSION_QUERY))
+                .await
+            {
+                facts.pool_version = rows.iter().find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                    _ => None,
+                });
+            }
+        }
         // Only a verified, logged-in session reaches this point.
         if audit && read.is_ok() {
             facts.audit =
@@ -161,12 +175,13 @@ async fn login(
     recorder: &Recorder,
     tap: &wire::Recorder,
     cert_exchange: &Mutex<ClientCertExchange>,
-    direct_tls: &mut Option<DirectTlsFacts>,
+    facts: &mut SessionFacts,
 ) -> Result<Login, SessionFailure> {
     let target = ctx.target();
     let mut stream = step(ctx, Stage::TcpConnect, connect_any(&ctx.addrs))
         .await?
         .map_err(SessionFailure::Connect)?;
+    facts.local_addr = stream.local_addr().ok();
 
     if target.sslnegotiation == SslNegotiation::Postgres {
         step(ctx, Stage::SslRequest, ssl_request(&mut stream))
@@ -191,7 +206,7 @@ async fn login(
         None => return Err(timed_out(ctx, Stage::TlsHandshake)),
     };
     if target.sslnegotiation == SslNegotiation::Direct {
-        *direct_tls = Some(match &negotiated {
+        facts.direct_tls = Some(match &negotiated {
             Ok(_) => DirectTlsFacts::Negotiated,
             Err(failure) => DirectTlsFacts::Failed {
                 failure: failure.clone(),
@@ -204,6 +219,18 @@ async fn login(
         Some(Err(problem)) => SessionFailure::Certificate(problem),
         _ => SessionFailure::Handshake(failure),
     })?;
+    let connection = session.get_ref().1;
+    facts.negotiated = connection
+        .protocol_version()
+        .and_then(|v| TlsVersion::from_wire(u16::from(v)))
+        .zip(connection.negotiated_cipher_suite())
+        .map(|(version, suite)| Negotiated {
+            version,
+            cipher: suite
+                .suite()
+                .as_str()
+                .map_or_else(|| format!("{:?}", suite.suite()), str::to_string),
+        });
     if let Some(refusal) = after_handshake(&session, target, cert_exchange) {
         // As libpq: the TLS session ends before any protocol message.
         let _ = step(ctx, Stage::TlsHandshake, session.shutdown()).await;
@@ -444,9 +471,19 @@ fn read_stat_ssl(
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name(), row.get(i)));
-    let (version, stat) = parse_stat_ssl(columns);
+    let (version, stat) = parse_stat_ssl(columns.clone());
     facts.server_version_num = version;
     facts.pg_stat_ssl = Some(stat);
+    let value = |name: &str| {
+        columns
+            .clone()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v)
+    };
+    facts.backend_client = Some(BackendClient {
+        addr: value("backend_client_addr").and_then(|a| a.parse().ok()),
+        port: value("backend_client_port").and_then(|p| p.parse().ok()),
+    });
     Ok(())
 }
 

@@ -58,6 +58,11 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    if let Some(n) = &facts.session.negotiated {
+        let _ = writeln!(out, "\nhandshake (the probe's own TLS session):");
+        let _ = writeln!(out, "  version   {}", n.version.name());
+        let _ = writeln!(out, "  cipher    {}", one_line(&n.cipher));
+    }
     if let Some(a) = &facts.session.auth {
         let _ = writeln!(out, "\nauthentication (observed on the wire):");
         let _ = writeln!(out, "  method    {}", one_line(&a.method.to_string()));

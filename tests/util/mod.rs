@@ -12,6 +12,7 @@ pub mod fake;
 pub mod libpq;
 pub mod pg;
 pub mod pki;
+pub mod pooler;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

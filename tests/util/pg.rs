@@ -235,7 +235,7 @@ fn run_as() -> Option<(u32, u32)> {
 }
 
 /// A command run as the server's owner.
-fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     if let Some((uid, gid)) = run_as() {
         cmd.uid(uid).gid(gid);
@@ -245,7 +245,7 @@ fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Gives a path to the server's owner (no-op when not root).
-fn give(path: &Path) {
+pub fn give(path: &Path) {
     if let Some((uid, gid)) = run_as() {
         chown(path, Some(uid), Some(gid))
             .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -253,7 +253,7 @@ fn give(path: &Path) {
 }
 
 #[track_caller]
-fn run(cmd: &mut Command, what: &str) -> Output {
+pub fn run(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
@@ -565,6 +565,11 @@ impl Server {
         ));
         server.startup = began.elapsed();
         Some(server)
+    }
+
+    /// The directory of this server's Unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.path("s")
     }
 
     /// A conninfo reaching this server as `user` over its Unix socket.

@@ -18,6 +18,7 @@ use crate::policy::audit::{
     SettingsReport,
 };
 use crate::policy::direct::DirectTlsReport;
+use crate::policy::pooler::{Link, PoolerReport};
 use crate::policy::scan::{CipherReport, ScanReport, VersionReport};
 use crate::policy::{describe_handshake, Expiry, Finding, Report, Status};
 
@@ -38,6 +39,8 @@ pub struct Document {
     pub timings: Option<TimingsJson>,
     pub scan: Option<ScanJson>,
     pub audit: Option<AuditJson>,
+    pub handshake: Option<HandshakeJson>,
+    pub pooler: Option<PoolerJson>,
 }
 
 impl Document {
@@ -67,6 +70,13 @@ impl Document {
             timings: facts.map(TimingsJson::new),
             scan: report.scan.as_ref().map(ScanJson::new),
             audit: report.audit.as_ref().map(AuditJson::new),
+            handshake: facts.and_then(|f| {
+                f.session.negotiated.as_ref().map(|n| HandshakeJson {
+                    version: n.version.name(),
+                    cipher: n.cipher.clone(),
+                })
+            }),
+            pooler: report.pooler.as_ref().map(PoolerJson::new),
         }
     }
 }
@@ -165,6 +175,44 @@ impl TlsJson {
             issuer_dn: s.issuer_dn.clone(),
             server_version_num: facts.session.server_version_num,
         })
+    }
+}
+
+/// The probe's own TLS session: what a client of this endpoint gets,
+/// whoever answered (PostgreSQL, or a pooler in front of it).
+#[derive(Debug, Serialize)]
+pub struct HandshakeJson {
+    pub version: &'static str,
+    pub cipher: String,
+}
+
+/// A pooler or proxy between the probe and PostgreSQL.
+#[derive(Debug, Serialize)]
+pub struct PoolerJson {
+    /// "PgBouncer", "Pgpool-II <version>", or null when it did not say.
+    pub name: Option<String>,
+    /// `unix_socket` or `tcp`: the pooler's link to PostgreSQL.
+    pub link: &'static str,
+    /// The pooler's address as PostgreSQL sees it (tcp only).
+    pub link_from: Option<String>,
+    /// pg_stat_ssl's protocol on that link, null without TLS.
+    pub link_tls: Option<String>,
+    pub status: &'static str,
+}
+
+impl PoolerJson {
+    fn new(p: &PoolerReport) -> PoolerJson {
+        let (link, link_from, link_tls) = match &p.link {
+            Link::UnixSocket => ("unix_socket", None, None),
+            Link::Tcp { from, tls } => ("tcp", Some(from.to_string()), tls.clone()),
+        };
+        PoolerJson {
+            name: p.name.clone(),
+            link,
+            link_from,
+            link_tls,
+            status: status(p.finding.status),
+        }
     }
 }
 
