@@ -102,6 +102,7 @@ pub fn healthy() -> Facts {
             negotiated: Some(crate::facts::Negotiated {
                 version: TlsVersion::Tls13,
                 cipher: "TLS13_AES_256_GCM_SHA384".into(),
+                group: Some("secp256r1".into()),
             }),
             local_addr: None,
             backend_client: None,
@@ -119,6 +120,7 @@ pub fn healthy() -> Facts {
         total_seconds: 0.005,
         now: NOW,
         scan: None,
+        client_cert: None,
     }
 }
 
@@ -139,6 +141,7 @@ pub fn endpoint() -> Endpoint {
         target: target(),
         trust: crate::tls::trust_from_certificates(vec![ca.cert.der().clone()]).unwrap(),
         identity: None,
+        client_cert: None,
     }
 }
 
@@ -254,6 +257,7 @@ pub mod audit {
             }),
             failure: None,
             hba_failure: None,
+            files: Default::default(),
         }
     }
 

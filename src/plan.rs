@@ -155,10 +155,24 @@ pub fn endpoint(target: conn::Target) -> Result<Endpoint, String> {
         })?),
         _ => None,
     };
+    // Its first certificate, described for the expiry finding (the
+    // identity above already proved the file parses).
+    let client_cert = identity
+        .as_ref()
+        .and(target.sslcert.as_ref())
+        .and_then(|path| {
+            use rustls_pki_types::pem::PemObject;
+            let pem = conn::read_input_file(path).ok()?;
+            let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                .next()?
+                .ok()?;
+            crate::certs::describe(&der).ok()
+        });
     Ok(Endpoint {
         target,
         trust,
         identity,
+        client_cert,
     })
 }
 

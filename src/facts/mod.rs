@@ -396,8 +396,10 @@ impl SessionFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     pub version: TlsVersion,
-    /// The IANA name of the suite.
+    /// The suite, in rustls's spelling of the IANA name.
     pub cipher: String,
+    /// The key-exchange group (`secp256r1`, `X25519`), when there was one.
+    pub group: Option<String>,
 }
 
 /// `inet_client_addr()` and `inet_client_port()` of the backend the
@@ -534,6 +536,8 @@ pub struct Facts {
     pub now: i64,
     /// Protocol and cipher scan; None with `--scan none`.
     pub scan: Option<ScanFacts>,
+    /// The probe's own client certificate (`sslcert`), when it has one.
+    pub client_cert: Option<CertFacts>,
 }
 
 /// A Unix time as a UTC date, e.g. 2027-03-01.

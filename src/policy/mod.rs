@@ -71,10 +71,12 @@ pub enum Check {
     AuditSettings,
     AuditHba,
     AuditSessions,
+    AuditRotation,
+    ClientCertificate,
 }
 
 impl Check {
-    pub const ALL: [Check; 16] = [
+    pub const ALL: [Check; 18] = [
         Check::Arguments,
         Check::Connection,
         Check::Certificate,
@@ -91,6 +93,8 @@ impl Check {
         Check::AuditSettings,
         Check::AuditHba,
         Check::AuditSessions,
+        Check::AuditRotation,
+        Check::ClientCertificate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +115,8 @@ impl Check {
             Check::AuditSettings => "audit_settings",
             Check::AuditHba => "audit_hba",
             Check::AuditSessions => "audit_sessions",
+            Check::AuditRotation => "audit_rotation",
+            Check::ClientCertificate => "client_certificate",
         }
     }
 }
@@ -252,11 +258,24 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             "sslmode=verify-ca: the host name is not checked (weaker than verify-full)".into(),
         ));
     }
-    let audit = session
+    let mut audit = session
         .audit
         .as_ref()
         .map(|a| audit::evaluate(a, &thresholds.allow_plaintext_from));
+    if let (Some(report), Some((check, rotation))) = (
+        audit.as_mut(),
+        audit::rotation::judge(&facts, &thresholds, pooler.is_some()),
+    ) {
+        report.checks.push(check);
+        report.rotation = Some(rotation);
+    }
     findings.extend(audit.iter().flat_map(|a| a.checks.iter().cloned()));
+    findings.extend(
+        facts
+            .client_cert
+            .as_ref()
+            .map(|c| client_certificate(c, &thresholds, facts.now)),
+    );
     let status = findings
         .iter()
         .map(|f| f.status)
@@ -455,6 +474,38 @@ fn expiry_finding(expiry: &Expiry, thresholds: &Thresholds) -> Finding {
         )
     };
     finding(Check::CertificateExpiry, status, summary)
+}
+
+/// The probe's own client certificate (`sslcert`), held to the same
+/// windows: a monitoring login that stops working is an outage of the check.
+fn client_certificate(cert: &CertFacts, thresholds: &Thresholds, now: i64) -> Finding {
+    let days = days_left(cert.not_after, now);
+    let when = date(cert.not_after);
+    let (status, summary) = if days < 0 {
+        (
+            Status::Critical,
+            format!(
+                "the probe's client certificate {} expired {} days ago ({when})",
+                cert.subject, -days
+            ),
+        )
+    } else {
+        let status = if days < thresholds.critical_days {
+            Status::Critical
+        } else if days < thresholds.warning_days {
+            Status::Warning
+        } else {
+            Status::Ok
+        };
+        (
+            status,
+            format!(
+                "the probe's client certificate {} expires in {days} days ({when})",
+                cert.subject
+            ),
+        )
+    };
+    finding(Check::ClientCertificate, status, summary)
 }
 
 /// Where libpq accepts but webpki (rustls, Go, browsers) would refuse.
@@ -856,6 +907,23 @@ mod tests {
         facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Closed;
         assert_eq!(judge(facts).status, Status::Critical);
         assert!(Status::Unknown > Status::Warning);
+    }
+
+    #[test]
+    fn the_probes_own_client_certificate_is_held_to_the_windows() {
+        let mut facts = healthy();
+        let mut cert = facts.session.chain.presented[0].clone();
+        cert.not_after = NOW + 20 * DAY + 60;
+        facts.client_cert = Some(cert);
+        let report = judge(facts);
+        let f = report.finding(Check::ClientCertificate).unwrap();
+        assert_eq!(f.status, Status::Warning);
+        assert!(
+            f.summary
+                .contains("client certificate CN=localhost expires in 20 days"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]

@@ -178,6 +178,7 @@ mod tests {
         s.negotiated = Some(Negotiated {
             version: TlsVersion::Tls13,
             cipher: "TLS_AES_256_GCM_SHA384".into(),
+            group: None,
         });
         let stat = s.pg_stat_ssl.as_mut().unwrap();
         stat.ssl = ssl;

@@ -50,6 +50,8 @@ pub struct Endpoint {
     pub target: Target,
     pub trust: TrustStore,
     pub identity: Option<ClientIdentity>,
+    /// The client certificate's facts (its expiry is a finding).
+    pub client_cert: Option<crate::facts::CertFacts>,
 }
 
 /// What every probe reads.
@@ -106,13 +108,20 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
     let addrs = match resolved {
         Ok(Ok(addrs)) => addrs,
         Ok(Err(failure)) => {
-            return unresolved(checks, started, now, SessionFailure::Resolve(failure));
+            return unresolved(
+                checks,
+                endpoint,
+                started,
+                now,
+                SessionFailure::Resolve(failure),
+            );
         }
         Err(_) => {
             let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let stage = Stage::Resolve;
             return unresolved(
                 checks,
+                endpoint,
                 started,
                 now,
                 SessionFailure::Timeout { stage, after_ms },
@@ -163,11 +172,18 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
         total_seconds: started.elapsed().as_secs_f64(),
         now,
         scan,
+        client_cert: endpoint.client_cert.clone(),
     }
 }
 
 /// Every check stopped at name resolution, for the same reason.
-fn unresolved(checks: &Checks, started: Instant, now: i64, failure: SessionFailure) -> Facts {
+fn unresolved(
+    checks: &Checks,
+    endpoint: &Endpoint,
+    started: Instant,
+    now: i64,
+    failure: SessionFailure,
+) -> Facts {
     let (undecided, outcome) = match &failure {
         SessionFailure::Resolve(f) => (
             Undecided::Unresolved(f.clone()),
@@ -196,6 +212,7 @@ fn unresolved(checks: &Checks, started: Instant, now: i64, failure: SessionFailu
         scan: checks
             .scan
             .map(|level| ScanFacts::all_undecided(level, &undecided)),
+        client_cert: endpoint.client_cert.clone(),
     }
 }
 

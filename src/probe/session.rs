@@ -230,6 +230,11 @@ async fn login(
                 .suite()
                 .as_str()
                 .map_or_else(|| format!("{:?}", suite.suite()), str::to_string),
+            group: connection.negotiated_key_exchange_group().map(|g| {
+                g.name()
+                    .as_str()
+                    .map_or_else(|| format!("{:?}", g.name()), str::to_string)
+            }),
         });
     if let Some(refusal) = after_handshake(&session, target, cert_exchange) {
         // As libpq: the TLS session ends before any protocol message.

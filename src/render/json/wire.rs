@@ -739,6 +739,7 @@ pub struct AuditJson {
     pub hba: Option<HbaJson>,
     pub sessions: Option<SessionsJson>,
     pub failure: Option<String>,
+    pub rotation: Option<RotationJson>,
 }
 
 impl AuditJson {
@@ -749,8 +750,29 @@ impl AuditJson {
             hba: a.hba.as_ref().map(HbaJson::new),
             sessions: a.sessions.as_ref().map(SessionsJson::new),
             failure: a.failure.clone(),
+            rotation: a.rotation.as_ref().map(|r| RotationJson {
+                status: status(r.status),
+                method: r.method,
+                served_differs: r.served_differs,
+                changed_files: r.changed_files.clone(),
+                mismatches: r.mismatches.clone(),
+            }),
         }
     }
+}
+
+/// `audit.rotation`: served versus on disk, settings versus running.
+#[derive(Debug, Serialize)]
+pub struct RotationJson {
+    pub status: &'static str,
+    /// `content` (the shipped function), `mtime` (pg_stat_file) or `not_checked`.
+    pub method: &'static str,
+    /// The served leaf is not the one in ssl_cert_file (null: not compared).
+    pub served_differs: Option<bool>,
+    /// TLS files modified after the last configuration load.
+    pub changed_files: Vec<String>,
+    /// Settings the running TLS configuration does not follow.
+    pub mismatches: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
