@@ -47,3 +47,7 @@ mod keywords;
 
 // Real PgBouncer and Pgpool-II with client TLS in front of real PostgreSQL.
 mod poolers;
+
+// --audit's rotation check: served versus on-disk certificates (by content
+// and by time), a failed SSL reload, expiring client-side certificates.
+mod rotation;

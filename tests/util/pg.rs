@@ -789,10 +789,7 @@ impl Server {
     /// same step as the configuration, before it accepts the next
     /// connection, so every connection after this sees the new certificate.
     pub fn replace_tls(&self, tls: &ServerTls) {
-        let ssl = self.path("ssl");
-        write_file(&ssl.join("server.crt"), &tls.cert_chain_pem, 0o644, true);
-        write_file(&ssl.join("server.key"), &tls.key_pem, 0o600, true);
-        write_file(&ssl.join("ca.crt"), &tls.ca_pem, 0o644, true);
+        self.write_tls(tls, None);
         let before = self.psql("SELECT pg_conf_load_time()");
         self.psql("SELECT pg_reload_conf()");
         self.poll("SELECT pg_conf_load_time()", |now| now != before);
@@ -801,6 +798,29 @@ impl Server {
             "the server kept its old certificate:\n{}",
             self.log()
         );
+    }
+
+    /// Writes `tls` over the server's files without reloading: what a
+    /// renewal job that forgets the reload leaves behind. With `mtime`,
+    /// the files are dated then (pg_stat_file reports whole seconds, so a
+    /// test can put them after the last load without sleeping).
+    pub fn write_tls(&self, tls: &ServerTls, mtime: Option<std::time::SystemTime>) {
+        let ssl = self.path("ssl");
+        for (name, text, mode) in [
+            ("server.crt", &tls.cert_chain_pem, 0o644),
+            ("server.key", &tls.key_pem, 0o600),
+            ("ca.crt", &tls.ca_pem, 0o644),
+        ] {
+            let path = ssl.join(name);
+            write_file(&path, text, mode, true);
+            if let Some(mtime) = mtime {
+                fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(mtime))
+                    .unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
+            }
+        }
     }
 
     /// Replaces pg_hba.conf without reloading and sets its mtime, so a test
