@@ -42,6 +42,17 @@ fn shipped_function() -> String {
     sql.to_string()
 }
 
+/// README ships the same function as docs/rotation.md, character for
+/// character.
+#[test]
+fn readme_ships_the_function_of_the_docs() {
+    let readme = include_str!("../README.md");
+    assert!(
+        readme.contains(&shipped_function()),
+        "README's rotation function differs from docs/rotation.md"
+    );
+}
+
 struct Pki {
     ca: Ca,
 }
