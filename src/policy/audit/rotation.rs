@@ -116,9 +116,9 @@ pub fn judge(
         .map(|(s, _)| *s)
         .max()
         .unwrap_or(Status::Ok);
-    let mut shown: Vec<&(Status, String)> = report.findings.iter().collect();
-    shown.sort_by(|a, b| b.0.cmp(&a.0));
-    let summary = shown
+    // The worst findings; when all is well, every observation.
+    let summary = report
+        .findings
         .iter()
         .filter(|(s, _)| *s == report.status || report.status == Status::Ok)
         .map(|(_, text)| text.as_str())
