@@ -126,7 +126,8 @@ fn pgbouncer_in_front_is_judged_by_its_own_tls() {
         assert!(
             nagios
                 .stdout
-                .contains("\nOK pooler: PgBouncer is in front;"),
+                .contains("\nOK pooler: PgBouncer is in front;")
+                && nagios.first_line().contains(" TLSv1.3 via PgBouncer, "),
             "{}",
             nagios.stdout
         );

@@ -74,8 +74,16 @@ pub fn summary(report: &Report) -> String {
 fn ok_summary(report: &Report) -> Option<String> {
     let facts = report.facts.as_ref()?;
     let target = report.target.as_ref()?;
-    let version = facts.session.pg_stat_ssl.as_ref()?.version.clone()?;
-    let mut parts = vec![format!("{}:{} {version}", target.host, target.port)];
+    // The probe's own TLS: behind a pooler pg_stat_ssl is the pooler's link.
+    let version = match (&facts.session.negotiated, &report.pooler) {
+        (Some(n), _) => n.version.name().to_string(),
+        (None, None) => facts.session.pg_stat_ssl.as_ref()?.version.clone()?,
+        (None, Some(_)) => return None,
+    };
+    let via = report.pooler.as_ref().map_or_else(String::new, |p| {
+        format!(" via {}", p.name.as_deref().unwrap_or("a pooler"))
+    });
+    let mut parts = vec![format!("{}:{} {version}{via}", target.host, target.port)];
     if let Some(e) = &report.expiry {
         parts.push(format!("{} expires in {} days", e.role.name(), e.days_left));
     }
