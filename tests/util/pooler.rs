@@ -6,12 +6,14 @@
 //!
 //! Like PostgreSQL, the poolers run as the `postgres` account when the
 //! tests run as root (PgBouncer refuses root), in the foreground as a
-//! child process killed on drop, in a temporary directory of their own.
+//! child process in a process group of its own, stopped with all its
+//! workers on drop, in a temporary directory of their own.
 //! Without the binaries the tests skip, saying so; under `CI=true` they fail.
 
 use std::fs;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -55,8 +57,23 @@ impl Pooler {
 }
 
 impl Drop for Pooler {
+    /// Pgpool-II forks workers that outlive a killed parent: the pooler
+    /// runs in a process group of its own, and the whole group is asked to
+    /// stop (SIGTERM, to every process of it), then killed if still there.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let signal = |sig: &str| {
+            let _ = std::process::Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -101,6 +118,7 @@ fn launch(program: &Path, args: &[&str], dir: tempfile::TempDir, port: u16, log:
     let out = fs::File::create(dir.path().join("stdout")).unwrap();
     let err = out.try_clone().unwrap();
     let child = pg::server_command(program)
+        .process_group(0)
         .current_dir(dir.path())
         .args(args)
         .stdin(Stdio::null())
