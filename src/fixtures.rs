@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::{
-    CertChainFacts, CertFacts, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome, SessionFacts,
-    TlsVersion, WireRecord,
+    AuthMethod, CertChainFacts, CertFacts, ClientCertExchange, Facts, PgStatSsl, PlaintextFacts,
+    PlaintextOutcome, SessionAuth, SessionFacts, TlsVersion, WireRecord,
 };
 use crate::policy::{scan, Thresholds};
 use crate::probe::{Endpoint, ProbeCtx};
@@ -52,6 +52,13 @@ pub fn target() -> Target {
         connect_timeout: None,
         application_name: "pg-tls-probe".into(),
         sslnegotiation: SslNegotiation::Postgres,
+        require_auth: None,
+        tls_range: crate::conn::TlsRange::parse(None, None).unwrap(),
+        sslcertmode: crate::conn::SslCertMode::Allow,
+        target_session_attrs: crate::conn::TargetSessionAttrs::Any,
+        sslsni: true,
+        sslkeylogfile: None,
+        options: None,
         notes: vec![],
     }
 }
@@ -84,7 +91,25 @@ pub fn healthy() -> Facts {
             audit: None,
             direct_tls: None,
             wire: WireRecord::default(),
-            negotiated: None,
+            client_cert: ClientCertExchange::default(),
+            auth: Some(SessionAuth {
+                method: AuthMethod::ScramSha256Plus {
+                    channel_binding: "tls-server-end-point".into(),
+                },
+                offered: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+                client_cert: ClientCertExchange::default(),
+                completed: true,
+            }),
+            keylog_failure: None,
+            negotiated: Some(crate::facts::Negotiated {
+                version: TlsVersion::Tls13,
+                suite: 0x1302,
+                cipher: "TLS13_AES_256_GCM_SHA384".into(),
+                group: Some("secp256r1".into()),
+            }),
+            local_addr: None,
+            backend_client: None,
+            pool_version: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {
@@ -100,6 +125,7 @@ pub fn healthy() -> Facts {
         queued_seconds: 0.0,
         now: NOW,
         scan: None,
+        client_cert: None,
     }
 }
 
@@ -120,6 +146,7 @@ pub fn endpoint() -> Endpoint {
         target: target(),
         trust: crate::tls::trust_from_certificates(vec![ca.cert.der().clone()]).unwrap(),
         identity: None,
+        client_cert: None,
     }
 }
 
@@ -166,9 +193,39 @@ pub mod audit {
         }
     }
 
+    /// The seed article's pg_hba.conf rule lines, verbatim (whitespace as
+    /// printed), read from `../shared/` beside the repository. None (after
+    /// saying why) when the file is absent, except under `CI=true`.
+    pub fn article_hba_lines() -> Option<Vec<String>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/seed-postgresql-tls-article.txt"
+        );
+        let seed = match std::fs::read_to_string(path) {
+            Ok(seed) => seed,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipping: {path}: {e}");
+                return None;
+            }
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let lines: Vec<String> = seed
+            .lines()
+            .filter(|l| l.starts_with("hostssl ") || l.starts_with("host "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "the article's two pg_hba.conf rules: {lines:?}"
+        );
+        Some(lines)
+    }
+
     pub fn access() -> AuditAccess {
         AuditAccess {
             role: "monitor".into(),
+            database: "postgres".into(),
             read_all_settings: true,
             read_all_stats: true,
             hba_select: true,
@@ -206,6 +263,7 @@ pub mod audit {
             }),
             failure: None,
             hba_failure: None,
+            files: Default::default(),
         }
     }
 

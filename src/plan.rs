@@ -237,15 +237,36 @@ impl Loaded {
         // CRLs are the target's own (sslcrl, sslcrldir), read beside it.
         let trust = trust.with_crls(&target.crl, &mut target.notes);
         let identity = match (&target.sslcert, &target.sslkey) {
-            (Some(cert), Some(key)) => {
-                Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?)
-            }
+            (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| {
+                if key_is_encrypted(key) {
+                    format!(
+                        "sslkey \"{}\" is encrypted: encrypted client keys are not supported (sslpassword is not used); give the probe a decrypted copy readable only by its user",
+                        key.display()
+                    )
+                } else {
+                    e.to_string()
+                }
+            })?),
             _ => None,
         };
+        // Its first certificate, described for the expiry finding (the
+        // identity above already proved the file parses).
+        let client_cert = identity
+            .as_ref()
+            .and(target.sslcert.as_ref())
+            .and_then(|path| {
+                use rustls_pki_types::pem::PemObject;
+                let pem = conn::read_input_file(path).ok()?;
+                let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .next()?
+                    .ok()?;
+                crate::certs::describe(&der).ok()
+            });
         Ok(Endpoint {
             target,
             trust,
             identity,
+            client_cert,
         })
     }
 }
@@ -303,6 +324,16 @@ pub fn module(args: &ModuleFlags) -> Result<Module, String> {
         checks,
         thresholds,
         timeout: Duration::from_secs_f64(args.timeout),
+    })
+}
+
+/// An encrypted PEM key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or OpenSSL's
+/// traditional `Proc-Type: 4,ENCRYPTED` header.
+fn key_is_encrypted(path: &std::path::Path) -> bool {
+    conn::read_input_file(path).is_ok_and(|pem| {
+        let text = String::from_utf8_lossy(&pem);
+        text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
     })
 }
 
