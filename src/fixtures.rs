@@ -193,33 +193,15 @@ pub mod audit {
         }
     }
 
-    /// The seed article's pg_hba.conf rule lines, verbatim (whitespace as
-    /// printed), read from `../shared/` beside the repository. None (after
-    /// saying why) when the file is absent, except under `CI=true`.
-    pub fn article_hba_lines() -> Option<Vec<String>> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/seed-postgresql-tls-article.txt"
-        );
-        let seed = match std::fs::read_to_string(path) {
-            Ok(seed) => seed,
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!("skipping: {path}: {e}");
-                return None;
-            }
-            Err(e) => panic!("{path}: {e}"),
-        };
-        let lines: Vec<String> = seed
+    /// The seed article's two pg_hba.conf rule lines, verbatim
+    /// (whitespace as printed), from tests/fixtures/article-pg_hba.conf.
+    pub fn article_hba_lines() -> Vec<String> {
+        let lines: Vec<String> = include_str!("../tests/fixtures/article-pg_hba.conf")
             .lines()
-            .filter(|l| l.starts_with("hostssl ") || l.starts_with("host "))
             .map(str::to_string)
             .collect();
-        assert_eq!(
-            lines.len(),
-            2,
-            "the article's two pg_hba.conf rules: {lines:?}"
-        );
-        Some(lines)
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        lines
     }
 
     pub fn access() -> AuditAccess {
