@@ -82,8 +82,8 @@ fn agree(libpq: &Result<String, String>, probe: &Probe, words: &str) {
 
 /// ssl_min_protocol_version=TLSv1.3 against a server capped at TLS 1.2:
 /// libpq fails the handshake; the probe refuses before any protocol
-/// message. Against the article's server both use TLS 1.3. A maximum
-/// below TLS 1.3 is refused (UNKNOWN): the session cannot cap itself.
+/// message. ssl_max_protocol_version=TLSv1.2 where 1.3 is on offer: both
+/// negotiate TLS 1.2. A maximum below TLS 1.2 is refused (UNKNOWN).
 #[test]
 fn ssl_protocol_versions_agree_with_libpq() {
     let Some(libpq) = libpq::require(18) else {
@@ -115,13 +115,26 @@ fn ssl_protocol_versions_agree_with_libpq() {
         .expect_exit(0)
         .expect_at("/tls/version", "TLSv1.2");
 
-    let out = probe(&capped, &root, "ssl_max_protocol_version=TLSv1.2").run();
+    // A maximum of TLS 1.2 where the server offers 1.3: both settle for 1.2.
+    let Some((open, open_root, _)) = start(|_| {}) else {
+        return;
+    };
+    let capped_client = "ssl_max_protocol_version=TLSv1.2";
+    let oracle = libpq_says(&libpq, &open, &open_root, capped_client);
+    assert_eq!(oracle.as_deref().map(str::trim), Ok("TLSv1.2"));
+    probe(&open, &open_root, capped_client)
+        .run()
+        .expect_exit(0)
+        .expect_at("/tls/version", "TLSv1.2");
+    // Older maximums are refused (UNKNOWN): the session speaks nothing older.
+    let legacy = "ssl_min_protocol_version=TLSv1 ssl_max_protocol_version=TLSv1.1";
+    let out = probe(&open, &open_root, legacy).run();
     out.expect_exit(3);
     assert!(
         out.at("/summary")
             .as_str()
             .unwrap()
-            .contains("cannot cap its handshake"),
+            .contains("TLSv1.2 and TLSv1.3 only"),
         "{}",
         out.context()
     );

@@ -318,10 +318,10 @@ impl TlsRange {
             if max_v < min_v {
                 return Err(UsageError("invalid SSL protocol version range".into()));
             }
-            // The session is rustls: TLS 1.2 and 1.3, not capped below 1.3.
-            if max_v < TlsVersion::Tls13 {
+            // The session is rustls: it can offer TLS 1.2 alone, nothing older.
+            if max_v < TlsVersion::Tls12 {
                 return Err(UsageError(format!(
-                    "ssl_max_protocol_version={} is not supported: the probe's session offers TLSv1.2 and TLSv1.3 and cannot cap its handshake below TLSv1.3, so it would not negotiate what libpq negotiates",
+                    "ssl_max_protocol_version={} is not supported: the probe's session speaks TLSv1.2 and TLSv1.3 only, so it would not negotiate what libpq negotiates",
                     max_v.name()
                 )));
             }
@@ -456,10 +456,12 @@ mod tests {
                 .0,
             "invalid SSL protocol version range"
         );
-        assert!(TlsRange::parse(None, Some("TLSv1.2"))
+        let r = TlsRange::parse(None, Some("TLSv1.2")).unwrap();
+        assert_eq!(r.max, Some(TlsVersion::Tls12));
+        assert!(TlsRange::parse(None, Some("TLSv1.1"))
             .unwrap_err()
             .0
-            .contains("cannot cap"));
+            .contains("TLSv1.2 and TLSv1.3 only"));
         assert_eq!(
             TlsRange::parse(Some("TLSv9"), None).unwrap_err().0,
             "invalid ssl_min_protocol_version value: \"TLSv9\""

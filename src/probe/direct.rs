@@ -96,11 +96,16 @@ async fn probe(ctx: &ProbeCtx<'_>, answer: &Mutex<Option<DirectTlsFacts>>) {
     let endpoint = ctx.endpoint;
     let target = &endpoint.target;
     // No client identity: nothing but the handshake is wanted from the server.
-    let (config, recorder) =
-        match tls::client_config(&endpoint.trust, None, target.sslmode, &target.host) {
-            Ok(built) => built,
-            Err(e) => return set(DirectTlsFacts::Internal(InternalError::TlsConfig(e))),
-        };
+    let (config, recorder) = match tls::client_config(
+        &endpoint.trust,
+        None,
+        target.sslmode,
+        &target.host,
+        target.tls_range.max,
+    ) {
+        Ok(built) => built,
+        Err(e) => return set(DirectTlsFacts::Internal(InternalError::TlsConfig(e))),
+    };
     let attempt = async {
         let stream = connect_any(&ctx.addrs)
             .await

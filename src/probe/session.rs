@@ -64,6 +64,7 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
         endpoint.identity.as_ref(),
         target.sslmode,
         &target.host,
+        target.tls_range.max,
     ) {
         Ok(built) => built,
         Err(e) => {

@@ -25,7 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::conn::{self, CrlFiles, RootCerts, SslMode, UsageError};
-use crate::facts::{CertChainFacts, HandshakeProgress, ProbeLimit, TrustSource};
+use crate::facts::{CertChainFacts, HandshakeProgress, ProbeLimit, TlsVersion, TrustSource};
 
 use chain::Anchor;
 
@@ -280,14 +280,21 @@ pub fn connector_name(host: &str) -> String {
     }
 }
 
+/// What `ssl_max_protocol_version=TLSv1.2` leaves to offer.
+static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
 /// A fresh config (no session resumption) whose verifier reports into the returned recorder.
 ///
 /// Err only when the crypto provider cannot do TLS 1.2/1.3: an internal error.
+///
+/// `max` is `ssl_max_protocol_version`: TLSv1.2 offers TLS 1.2 alone, as
+/// libpq does (anything older is refused when the target is resolved).
 pub fn client_config(
     trust: &TrustStore,
     identity: Option<&ClientIdentity>,
     mode: SslMode,
     host: &str,
+    max: Option<TlsVersion>,
 ) -> Result<(rustls::ClientConfig, Arc<Recorder>), rustls::Error> {
     let provider = provider();
     let recorder = Arc::new(Recorder::default());
@@ -301,7 +308,10 @@ pub fn client_config(
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         // Fails only if the provider lacked TLS 1.2/1.3 suites; reported as
         // an internal error rather than assumed away.
-        .with_safe_default_protocol_versions()?
+        .with_protocol_versions(match max {
+            Some(v) if v < TlsVersion::Tls13 => TLS12_ONLY,
+            _ => rustls::DEFAULT_VERSIONS,
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut config = match identity {

@@ -709,7 +709,7 @@ mod tests {
             let addr = serve(&pki, version).await;
             let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
             let (config, recorder) =
-                client_config(&store, None, SslMode::VerifyFull, "db.internal").unwrap();
+                client_config(&store, None, SslMode::VerifyFull, "db.internal", None).unwrap();
             let (negotiated, data) = connect(addr, config, "db.internal").await.unwrap();
             assert_eq!(negotiated, version.version);
             assert_eq!(data, b"ok");
@@ -738,7 +738,7 @@ mod tests {
             let addr = serve(&pki, &rustls::version::TLS13).await;
             let store = load_trust(&RootCerts::File(pki.ca.clone())).unwrap();
             let (config, recorder) =
-                client_config(&store, None, SslMode::VerifyFull, "other.internal").unwrap();
+                client_config(&store, None, SslMode::VerifyFull, "other.internal", None).unwrap();
             let err = connect(addr, config, "other.internal").await.unwrap_err();
             let rustls_err = err
                 .get_ref()
