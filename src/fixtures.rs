@@ -85,6 +85,7 @@ pub fn healthy() -> Facts {
             direct_tls: None,
             wire: WireRecord::default(),
             negotiated: None,
+            openssl_hello: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {

@@ -155,6 +155,99 @@ const CASES: &[(&str, Libpq)] = &[
     ("crl_both_of_two", Accepts),
 ];
 
+/// What libpq (psql) and the probe do with a server setting the probe's
+/// own TLS stack (rustls) cannot speak.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    /// psql gets in; the probe's hello is refused, and the one it sends as
+    /// libpq's OpenSSL would names what rustls lacks: UNKNOWN, the
+    /// certificate (read in the clear from TLS 1.2) OK, no CRITICAL.
+    BeyondProbe { named: &'static str },
+    /// As above, but TLS 1.3 only: the certificate is never in the clear.
+    BeyondProbeUnseen { named: &'static str },
+    /// psql is refused by the certificate, which the probe reads in the
+    /// clear and judges: CRITICAL with this problem kind.
+    RefusesCertificate { kind: &'static str },
+    /// No suite any client offers: psql refused, the probe CRITICAL.
+    NoClient,
+}
+
+const P521: &str = "ssl_ecdh_curve = 'secp521r1'";
+const TLS12_ONLY: &str = "ssl_max_protocol_version = 'TLSv1.2'";
+const CBC_ECDSA: &str = "ssl_ciphers = 'ECDHE-ECDSA-AES256-SHA384'";
+const CBC_RSA: &str = "ssl_ciphers = 'ECDHE-RSA-AES256-SHA384'";
+
+/// Server settings (issue 14: "TLS 1.2-only suites, curves"), each with a
+/// chain of the corpus, by the case's name.
+const SETTINGS: &[(&str, &str, &[&str], Setting)] = &[
+    (
+        "ecdh_curve_p521",
+        "good_rsa2048",
+        &[P521],
+        Setting::BeyondProbe { named: "secp521r1" },
+    ),
+    (
+        "tls12_cbc_ecdsa",
+        "leaf_p384",
+        &[TLS12_ONLY, CBC_ECDSA],
+        Setting::BeyondProbe {
+            named: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+        },
+    ),
+    (
+        "tls12_cbc_rsa",
+        "good_rsa2048",
+        &[TLS12_ONLY, CBC_RSA],
+        Setting::BeyondProbe {
+            named: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+        },
+    ),
+    (
+        "tls12_cbc_expired",
+        "leaf_expired",
+        &[TLS12_ONLY, CBC_RSA],
+        Setting::RefusesCertificate { kind: "expired" },
+    ),
+    (
+        "tls12_cbc_wrong_name",
+        "wrong_name",
+        &[TLS12_ONLY, CBC_RSA],
+        Setting::RefusesCertificate {
+            kind: "name_mismatch",
+        },
+    ),
+    (
+        "ecdh_curve_p521_unknown_ca",
+        "unknown_ca",
+        &[P521],
+        Setting::RefusesCertificate {
+            kind: "unknown_issuer",
+        },
+    ),
+    (
+        "ecdh_curve_p521_tls13_only",
+        "good_rsa2048",
+        &[P521, "ssl_min_protocol_version = 'TLSv1.3'"],
+        Setting::BeyondProbeUnseen { named: "secp521r1" },
+    ),
+    (
+        "no_shared_cipher",
+        "good_rsa2048",
+        &[TLS12_ONLY, "ssl_ciphers = 'PSK-AES256-GCM-SHA384'"],
+        Setting::NoClient,
+    ),
+];
+
+/// pg_stat_ssl's cipher (OpenSSL's name) as IANA names it, for the suites
+/// the settings above allow.
+fn iana(openssl: &str) -> &str {
+    match openssl {
+        "ECDHE-ECDSA-AES256-SHA384" => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+        "ECDHE-RSA-AES256-SHA384" => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+        tls13 => tls13,
+    }
+}
+
 /// Runs the corpus script into a temp dir; None (skipping) without openssl.
 fn corpus() -> Option<tempfile::TempDir> {
     if Command::new("openssl").arg("version").output().is_err() {
@@ -298,13 +391,107 @@ fn probe_agrees_with_psql_on_the_corpus() {
             disagreements.push(verdict);
         }
     }
+    for (name, chain, settings, setting) in SETTINGS {
+        let dir = corpus.path().join(chain);
+        server.replace_tls_with(&tls_of(&dir), settings);
+        if let Some(verdict) = setting_disagrees(&server, &dir, name, *setting) {
+            disagreements.push(verdict);
+        }
+    }
     assert!(
         disagreements.is_empty(),
         "{} of {} cases disagree:\n{}",
         disagreements.len(),
-        CASES.len(),
+        CASES.len() + SETTINGS.len(),
         disagreements.join("\n")
     );
+}
+
+/// One server setting: psql's verdict (and the versions it gets in with)
+/// against the probe's; Some(the whole story) when they disagree.
+fn setting_disagrees(server: &Server, dir: &Path, name: &str, setting: Setting) -> Option<String> {
+    let root = dir.join("root.crt");
+    let conninfo = format!(
+        "host=localhost sslmode=verify-full sslrootcert={}",
+        root.display()
+    );
+    let query = "select version, cipher from pg_stat_ssl where pid = pg_backend_pid()";
+    let (psql_ok, psql_said) = server.psql_tcp(&conninfo, query);
+    // Which versions libpq gets in with, each alone.
+    let versions: Vec<bool> = ["ssl_max_protocol_version=TLSv1.2", "ssl_min_protocol_version=TLSv1.3"]
+        .iter()
+        .map(|only| server.psql_tcp(&format!("{conninfo} {only}"), "select 1").0)
+        .collect();
+    let out = Probe::server(server, &root).run();
+    let statuses: Vec<String> = out.json["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{}={}", c["name"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or("")))
+        .collect();
+    let critical = statuses.iter().any(|s| s.ends_with("=CRITICAL"));
+    let status_of = |check: &str| {
+        statuses
+            .iter()
+            .find_map(|s| s.strip_prefix(&format!("{check}=")))
+            .unwrap_or("absent")
+            .to_string()
+    };
+    let detail = out.at("/failure/detail").as_str().unwrap_or("").to_string();
+    let connection = out.check("connection")["summary"].as_str().unwrap_or("").to_string();
+    let scan_accepts = |i: usize| out.at(&format!("/scan/protocols/{i}/accepted")) == &serde_json::Value::Bool(true);
+    let verdict = format!(
+        "{name}: psql {} ({}), TLSv1.2/1.3 alone {versions:?}; probe: exit {:?} {statuses:?} \
+         failure {} {detail:?} second opinion {}; connection: {connection}",
+        if psql_ok { "in" } else { "refused" },
+        psql_said.trim(),
+        out.code,
+        out.at("/failure/kind"),
+        out.at("/openssl_hello"),
+    );
+    eprintln!("{verdict}");
+    let (psql_version, psql_cipher) = psql_said.trim().split_once('|').unwrap_or(("", ""));
+    let agrees = match setting {
+        Setting::BeyondProbe { named } => {
+            psql_ok
+                && out.code == Some(3)
+                && !critical
+                && out.at("/failure/kind") == "probe_limit"
+                && detail.contains(named)
+                && status_of("certificate") == "OK"
+                && status_of("tls_session") == "OK"
+                && out.at("/openssl_hello/version") == psql_version
+                && out.at("/openssl_hello/suite") == iana(psql_cipher)
+                && versions == [scan_accepts(3), scan_accepts(4)]
+        }
+        Setting::BeyondProbeUnseen { named } => {
+            psql_ok
+                && out.code == Some(3)
+                && !critical
+                && detail.contains(named)
+                && connection.contains("was not seen")
+                && status_of("certificate") == "absent"
+                && versions == [scan_accepts(3), scan_accepts(4)]
+        }
+        Setting::RefusesCertificate { kind } => {
+            !psql_ok
+                && (psql_said.contains("certificate verify failed")
+                    || psql_said.contains("does not match host name"))
+                && out.code == Some(2)
+                && out.at("/failure/kind") == "certificate"
+                && out.at("/failure/problem/kind") == kind
+                && out.at("/openssl_hello/answer") == "chose"
+        }
+        Setting::NoClient => {
+            !psql_ok
+                && psql_said.contains("handshake failure")
+                && out.code == Some(2)
+                && status_of("connection") == "CRITICAL"
+                && connection.contains("refused too")
+                && out.at("/openssl_hello/answer") == "refused"
+        }
+    };
+    (!agrees).then_some(verdict)
 }
 
 /// Issue 10, item 3: path building is bounded. A server sending a 64 KB

@@ -238,6 +238,25 @@ pub enum ProbeLimit {
          (its crypto provider, ring, lacks it; OpenSSL and libpq do not)"
     )]
     HandshakeKey { key: String },
+    /// The server refused rustls' ClientHello and answered one as libpq's
+    /// OpenSSL sends it with a suite or group rustls lacks.
+    #[error("{}", negotiated(*.version, *.lacking))]
+    Negotiated {
+        version: super::TlsVersion,
+        lacking: super::Lacking,
+    },
+}
+
+fn negotiated(version: super::TlsVersion, lacking: super::Lacking) -> String {
+    let (what, chosen) = match lacking {
+        super::Lacking::Suite(suite) => ("cipher suite", super::suite_name(suite)),
+        super::Lacking::Group(group) => ("key-exchange group", super::group_name(group)),
+    };
+    format!(
+        "the server refused the probe's ClientHello; to one as libpq's OpenSSL sends it, it \
+         chose {what} {chosen} ({}), which the probe's TLS stack (rustls with ring) lacks",
+        version.name()
+    )
 }
 
 fn names(presented: &[String]) -> String {

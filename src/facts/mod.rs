@@ -20,8 +20,9 @@ pub use cert::{
     ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
 };
 pub use scan::{
-    describe_alert, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass, HangUp,
-    ProtocolAttempt, RecordFault, Refusal, ScanFacts, ScanLevel, Undecided,
+    describe_alert, group_name, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass,
+    HangUp, Lacking, Negotiation, OpensslHello, ProtocolAttempt, RecordFault, Refusal, ScanFacts,
+    ScanLevel, Undecided,
 };
 pub use wire::{AuthRequestSeen, Overrun, WireRecord, MAX_MESSAGE, MAX_SESSION_BYTES};
 
@@ -330,6 +331,9 @@ pub struct SessionFacts {
     pub wire: WireRecord,
     /// What the session's handshake negotiated, when it completed.
     pub negotiated: Option<Negotiated>,
+    /// The second opinion, sent only when the session's own ClientHello
+    /// was refused (see probe/openssl_hello.rs).
+    pub openssl_hello: Option<OpensslHello>,
 }
 
 /// Authentication method a server asked for.

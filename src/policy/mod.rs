@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod direct;
 pub mod fleet;
+pub mod openssl_hello;
 pub mod scan;
 
 use crate::conn::{SslMode, Target};
@@ -213,7 +214,8 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         session
             .pg_stat_ssl
             .as_ref()
-            .map(|s| tls_session(s, &thresholds)),
+            .map(|s| tls_session(s, &thresholds))
+            .or_else(|| openssl_hello::tls_session(session, &thresholds)),
     );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
@@ -369,7 +371,16 @@ fn connection(facts: &Facts, target: &Target) -> Finding {
         | SessionFailure::Certificate(CertProblem::ProbeCannotVerify(_)) => Status::Unknown,
         _ => Status::Critical,
     };
-    finding(Check::Connection, status, describe_failure(failure, target))
+    let summary = match (failure, &session.openssl_hello) {
+        (SessionFailure::Handshake(_), Some(hello)) => {
+            describe_failure(failure, target) + &openssl_hello::after_refusal(hello)
+        }
+        (SessionFailure::ProbeLimit(limit), Some(_)) if session.chain.libpq.is_none() => {
+            openssl_hello::unseen_certificate(limit)
+        }
+        _ => describe_failure(failure, target),
+    };
+    finding(Check::Connection, status, summary)
 }
 
 /// libpq's verdict on the chain and the host name.

@@ -13,7 +13,7 @@ mod verify;
 
 #[cfg(test)]
 pub(crate) use verify::judge_chain;
-pub(crate) use verify::{tls12_signature, tls13_signature};
+pub(crate) use verify::{judge_offline, tls12_signature, tls13_signature};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

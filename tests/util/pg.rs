@@ -827,6 +827,18 @@ impl Server {
         );
     }
 
+    /// Serves `tls` with `settings` (`name = value`, by ALTER SYSTEM) in
+    /// place of any set before, in one reload as [`Server::replace_tls`]
+    /// does: for server settings the certificate alone cannot show
+    /// (`ssl_ecdh_curve`, `ssl_ciphers`, protocol versions).
+    pub fn replace_tls_with(&self, tls: &ServerTls, settings: &[&str]) {
+        self.psql("ALTER SYSTEM RESET ALL");
+        for setting in settings {
+            self.psql(&format!("ALTER SYSTEM SET {setting}"));
+        }
+        self.replace_tls(tls);
+    }
+
     /// Replaces pg_hba.conf without reloading and sets its mtime, so a test
     /// can put it after the last configuration load (pg_stat_file reports
     /// whole seconds) without sleeping.

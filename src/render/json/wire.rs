@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::audit::{ReloadCheck, TcpSession};
 use crate::facts::{
-    AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl, PlaintextOutcome,
-    ScanLevel, SessionFailure, SslRequestFailure, Stage,
+    group_name, suite_name, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts,
+    OpensslHello, PgStatSsl, PlaintextOutcome, ScanLevel, SessionFailure, SslRequestFailure, Stage,
 };
 use crate::policy::audit::{
     AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
@@ -38,6 +38,7 @@ pub struct Document {
     pub timings: Option<TimingsJson>,
     pub scan: Option<ScanJson>,
     pub audit: Option<AuditJson>,
+    pub openssl_hello: Option<OpensslHelloJson>,
 }
 
 impl Document {
@@ -66,6 +67,51 @@ impl Document {
             timings: facts.map(TimingsJson::new),
             scan: report.scan.as_ref().map(ScanJson::new),
             audit: report.audit.as_ref().map(AuditJson::new),
+            openssl_hello: facts
+                .and_then(|f| f.session.openssl_hello.as_ref())
+                .map(OpensslHelloJson::new),
+        }
+    }
+}
+
+/// The session's second opinion (a ClientHello as libpq's OpenSSL sends
+/// it), made only when the probe's own ClientHello was refused.
+#[derive(Debug, Serialize)]
+pub struct OpensslHelloJson {
+    /// `chose`, `refused` or `undecided`.
+    pub answer: &'static str,
+    pub version: Option<&'static str>,
+    /// IANA name.
+    pub suite: Option<String>,
+    /// OpenSSL's name (`secp521r1`).
+    pub group: Option<String>,
+    pub detail: String,
+}
+
+impl OpensslHelloJson {
+    fn new(hello: &OpensslHello) -> OpensslHelloJson {
+        match hello {
+            OpensslHello::Chose(chose) => OpensslHelloJson {
+                answer: "chose",
+                version: Some(chose.version.name()),
+                suite: Some(suite_name(chose.suite)),
+                group: chose.group.map(group_name),
+                detail: chose.to_string(),
+            },
+            OpensslHello::Refused(refusal) => OpensslHelloJson {
+                answer: "refused",
+                version: None,
+                suite: None,
+                group: None,
+                detail: refusal.to_string(),
+            },
+            OpensslHello::Undecided(why) => OpensslHelloJson {
+                answer: "undecided",
+                version: None,
+                suite: None,
+                group: None,
+                detail: why.to_string(),
+            },
         }
     }
 }
