@@ -32,6 +32,7 @@ pub fn cert(subject: &str, not_after: i64) -> CertFacts {
         is_ca: false,
         self_signed: false,
         sha256_fingerprint: "AA".into(),
+        end_point_hash: crate::facts::EndPointHash::Sha256,
     }
 }
 

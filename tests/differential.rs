@@ -33,6 +33,9 @@ enum Libpq {
     },
     /// OpenSSL's chain check passes; libpq's own host name check refuses.
     RefusesName,
+    /// The chain passes, but libpq's SCRAM login fails with this message;
+    /// the probe says so (CRITICAL) with its certificate check OK.
+    RefusesLogin { psql: &'static str },
 }
 
 use Libpq::*;
@@ -130,6 +133,12 @@ const CASES: &[(&str, Libpq)] = &[
     ("chain_20_intermediates", Accepts),
     ("leaf_p384", Accepts),
     ("leaf_ed25519", Accepts),
+    (
+        "signed_by_ed25519",
+        RefusesLogin {
+            psql: "could not find digest for NID UNDEF",
+        },
+    ),
     ("leaf_rsa_pss_signature", Accepts),
     ("x509_v1_leaf", Accepts),
     ("leaf_p521", AcceptsBeyondProbe),
@@ -343,7 +352,7 @@ fn probe_agrees_with_psql_on_the_corpus() {
         if let Some(crl) = &crl {
             probe = probe.env("PGSSLCRL", crl.display().to_string());
         }
-        let out = probe.run();
+        let out = probe.clone().run();
         let cert_status = out.check("certificate")["status"].clone();
         let statuses: Vec<String> = out.json["checks"]
             .as_array()
@@ -386,7 +395,32 @@ fn probe_agrees_with_psql_on_the_corpus() {
                     && openssl.contains(": OK")
                     && problem == "name_mismatch"
             }
+            RefusesLogin { psql } => {
+                !psql_ok
+                    && psql_said.contains(psql)
+                    && openssl.contains(": OK")
+                    && cert_status == "OK"
+                    && out.code == Some(2)
+                    && out.check("connection")["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.contains(psql))
+            }
         };
+        // Channel binding required: libpq binds with the hash of the
+        // signature (RSA-PSS's from its parameters); the probe must too.
+        if matches!(libpq, Accepts) {
+            let (bound, said) =
+                server.psql_tcp(&format!("{conninfo} channel_binding=require"), "select 1");
+            let probe = probe.arg("channel_binding=require").run();
+            if bound != (probe.check("connection")["status"] == "OK") {
+                disagreements.push(format!(
+                    "{name} with channel_binding=require: psql {} ({}), probe connection {}",
+                    if bound { "in" } else { "refused" },
+                    said.trim(),
+                    probe.check("connection")
+                ));
+            }
+        }
         if !agrees {
             disagreements.push(verdict);
         }
@@ -418,16 +452,25 @@ fn setting_disagrees(server: &Server, dir: &Path, name: &str, setting: Setting) 
     let query = "select version, cipher from pg_stat_ssl where pid = pg_backend_pid()";
     let (psql_ok, psql_said) = server.psql_tcp(&conninfo, query);
     // Which versions libpq gets in with, each alone.
-    let versions: Vec<bool> = ["ssl_max_protocol_version=TLSv1.2", "ssl_min_protocol_version=TLSv1.3"]
-        .iter()
-        .map(|only| server.psql_tcp(&format!("{conninfo} {only}"), "select 1").0)
-        .collect();
+    let versions: Vec<bool> = [
+        "ssl_max_protocol_version=TLSv1.2",
+        "ssl_min_protocol_version=TLSv1.3",
+    ]
+    .iter()
+    .map(|only| server.psql_tcp(&format!("{conninfo} {only}"), "select 1").0)
+    .collect();
     let out = Probe::server(server, &root).run();
     let statuses: Vec<String> = out.json["checks"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap_or(""),
+                c["status"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     let critical = statuses.iter().any(|s| s.ends_with("=CRITICAL"));
     let status_of = |check: &str| {
@@ -438,8 +481,13 @@ fn setting_disagrees(server: &Server, dir: &Path, name: &str, setting: Setting) 
             .to_string()
     };
     let detail = out.at("/failure/detail").as_str().unwrap_or("").to_string();
-    let connection = out.check("connection")["summary"].as_str().unwrap_or("").to_string();
-    let scan_accepts = |i: usize| out.at(&format!("/scan/protocols/{i}/accepted")) == &serde_json::Value::Bool(true);
+    let connection = out.check("connection")["summary"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let scan_accepts = |i: usize| {
+        out.at(&format!("/scan/protocols/{i}/accepted")) == &serde_json::Value::Bool(true)
+    };
     let verdict = format!(
         "{name}: psql {} ({}), TLSv1.2/1.3 alone {versions:?}; probe: exit {:?} {statuses:?} \
          failure {} {detail:?} second opinion {}; connection: {connection}",
@@ -568,4 +616,65 @@ fn hostile_chains_end_within_the_timeout() {
         "{}",
         out.context()
     );
+}
+
+/// Issue 14: a certificate signed with Ed25519 (whatever its own key) has
+/// no hash for SCRAM channel binding. PostgreSQL's source
+/// (`pgtls_get_peer_certificate_hash`, fe-secure-openssl.c, the same from
+/// 11 to 18) says libpq then fails every login that binds, which every
+/// libpq from 11 does by default; 13 and later get in with
+/// `channel_binding=disable`. Checked with libpq 15 (Debian's psql), 17 and
+/// 18 (psql 15 over the cached libpq) against servers 15 and 18, which both
+/// offer SCRAM-SHA-256-PLUS; the probe must name the failure.
+#[test]
+fn ed25519_signed_certificates_fail_libpq_logins_by_version() {
+    use crate::util::pki::{Ca, Validity};
+    let ca = Ca::root_ed25519("Ed CA");
+    let leaf = ca.server(&["localhost"], Validity::normal());
+    for server_major in [15, 18] {
+        let spec = ServerSpec::article(ServerTls {
+            cert_chain_pem: leaf.cert_pem.clone(),
+            key_pem: leaf.key_pem.clone(),
+            ca_pem: ca.cert_pem.clone(),
+        })
+        .on_major(server_major);
+        let Some(server) = Server::start(&spec) else {
+            return;
+        };
+        let root = server.client_file("root.crt", &ca.cert_pem);
+        for binding in ["prefer", "require", "disable"] {
+            let conninfo = format!(
+                "host=localhost sslmode=verify-full sslrootcert={} channel_binding={binding}",
+                root.display()
+            );
+            let mut said = vec![(15, server.psql_tcp(&conninfo, "select 1"))];
+            for libpq in [17, 18] {
+                if let Some(got) = server.psql_tcp_libpq(libpq, &[], &conninfo, "select 1") {
+                    said.push((libpq, got));
+                }
+            }
+            for (libpq, (ok, text)) in &said {
+                let fails = text.contains("could not find digest for NID UNDEF");
+                assert_eq!(
+                    (*ok, fails),
+                    (binding == "disable", binding != "disable"),
+                    "server {server_major}, libpq {libpq}, channel_binding={binding}: {text}"
+                );
+            }
+            let out = Probe::server(&server, &root)
+                .args(["--scan", "none"])
+                .arg(format!("channel_binding={binding}"))
+                .run();
+            out.expect_exit(2)
+                .expect_check("connection", "CRITICAL")
+                .expect_check("certificate", "OK");
+            let summary = out.check("connection")["summary"].as_str().unwrap_or("");
+            assert!(
+                summary.contains("signed with Ed25519")
+                    && summary.contains("could not find digest for NID UNDEF"),
+                "{}",
+                out.context()
+            );
+        }
+    }
 }

@@ -33,6 +33,25 @@ pub struct CertFacts {
     pub self_signed: bool,
     /// SHA-256 of the DER, uppercase colon-separated hex.
     pub sha256_fingerprint: String,
+    /// How SCRAM channel binding hashes this certificate.
+    pub end_point_hash: EndPointHash,
+}
+
+/// The hash RFC 5929's `tls-server-end-point` channel binding takes of the
+/// server's certificate, as libpq and the server compute it: the
+/// signature's own hash (RSA-PSS's from its parameters), MD5 and SHA-1
+/// raised to SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndPointHash {
+    Sha256,
+    Sha384,
+    Sha512,
+    /// A signature with no separate hash (Ed25519, Ed448): OpenSSL names
+    /// none, and libpq fails every login that uses channel binding, with
+    /// "could not find digest for NID UNDEF".
+    NoDigest,
+    /// One the probe cannot compute (SHA-224, an unknown algorithm).
+    Unknown,
 }
 
 /// Where trusted certificates came from, for "not found in ..." reasons.

@@ -16,8 +16,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use cert::{
-    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, IssuerNotFound,
-    ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
+    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, EndPointHash,
+    IssuerNotFound, ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
 };
 pub use scan::{
     describe_alert, group_name, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass,

@@ -318,7 +318,10 @@ pub fn group_name(id: u16) -> String {
         0x0019 => "secp521r1".into(),
         0x001d => "X25519".into(),
         0x001e => "X448".into(),
-        0x0100..=0x0104 => format!("ffdhe{}", [2048, 3072, 4096, 6144, 8192][usize::from(id - 0x100)]),
+        0x0100..=0x0104 => format!(
+            "ffdhe{}",
+            [2048, 3072, 4096, 6144, 8192][usize::from(id - 0x100)]
+        ),
         other => format!("group 0x{other:04x}"),
     }
 }

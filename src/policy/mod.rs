@@ -8,6 +8,7 @@
 //! certificate expires first, what a plaintext reply proves.
 
 pub mod audit;
+pub mod channel_binding;
 pub mod direct;
 pub mod fleet;
 pub mod openssl_hello;
@@ -329,6 +330,9 @@ pub fn describe_handshake(failure: &HandshakeFailure, target: &Target) -> String
 
 fn connection(facts: &Facts, target: &Target) -> Finding {
     let session = &facts.session;
+    if let Some(refused) = channel_binding::connection(session, target) {
+        return refused;
+    }
     let Some(failure) = &session.failure else {
         let version = session
             .pg_stat_ssl

@@ -42,7 +42,10 @@ pub fn tls_session(session: &SessionFacts, thresholds: &Thresholds) -> Option<Fi
         let what = format!("a weak cipher suite ({})", weak.join(", "));
         match thresholds.scan.weak {
             Some(status) => (status, what),
-            None => (Status::Ok, format!("{what} (ignored: --weak-ciphers ignore)")),
+            None => (
+                Status::Ok,
+                format!("{what} (ignored: --weak-ciphers ignore)"),
+            ),
         }
     } else if chose.cbc {
         (
@@ -130,7 +133,8 @@ mod tests {
         let f = tls_session(&p521, &t).unwrap();
         assert_eq!(f.status, Status::Ok);
         assert!(
-            f.summary.contains("over secp521r1, a group the article allows"),
+            f.summary
+                .contains("over secp521r1, a group the article allows"),
             "{}",
             f.summary
         );
@@ -139,7 +143,9 @@ mod tests {
         let f = tls_session(&cbc, &t).unwrap();
         assert_eq!(f.status, Status::Ok);
         assert!(f.summary.contains("a CBC suite"), "{}", f.summary);
-        assert!(f.summary.contains("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"));
+        assert!(f
+            .summary
+            .contains("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"));
 
         let des = chose(TlsVersion::Tls12, 0xc012, None, &[CipherClass::Des], true);
         assert_eq!(tls_session(&des, &t).unwrap().status, Status::Warning);

@@ -263,7 +263,13 @@ pub fn client_hello(
     } else {
         WireVersion::Tls10
     };
-    hello_record(version.wire(), record_version, ciphers, ext.as_deref(), random)
+    hello_record(
+        version.wire(),
+        record_version,
+        ciphers,
+        ext.as_deref(),
+        random,
+    )
 }
 
 /// The ClientHello record: lengths of the handshake and the record are
@@ -553,7 +559,12 @@ fn ecdhe_group(suite: u16, params: &[u8]) -> Option<u16> {
     if !ecdhe {
         return None;
     }
-    match tls_parser::parse_ecdh_params(params).ok()?.1.curve_params.params_content {
+    match tls_parser::parse_ecdh_params(params)
+        .ok()?
+        .1
+        .curve_params
+        .params_content
+    {
         tls_parser::ECParametersContent::NamedGroup(group) => Some(group.0),
         _ => None,
     }
@@ -782,14 +793,8 @@ mod tests {
     /// replaced: ours must offer the same, in the same order.
     #[test]
     fn openssl_hello_is_libpqs() {
-        let bytes = openssl_client_hello(
-            Offer::Both,
-            Some("localhost"),
-            None,
-            &[1; 32],
-            &[2; 32],
-        )
-        .unwrap();
+        let bytes =
+            openssl_client_hello(Offer::Both, Some("localhost"), None, &[1; 32], &[2; 32]).unwrap();
         let (hdr, ciphers, ext, version) = parse_hello(&bytes);
         assert_eq!((version, hdr.version), (0x0303, WireVersion::Tls10));
         let mut want: Vec<u16> = OPENSSL_TLS13_SUITES.to_vec();
@@ -803,7 +808,9 @@ mod tests {
             _ => None,
         });
         assert_eq!(groups.as_deref(), Some(&OPENSSL_GROUPS[..]));
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::SupportedVersions(v)
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SupportedVersions(v)
             if v.iter().map(|v| v.0).eq([0x0304, 0x0303]))));
         assert!(ext.iter().any(|e| matches!(e, TlsExtension::KeyShare(k)
             if k[..4] == [0, 36, 0, 0x1d] && k[6..] == [2; 32])));
@@ -828,7 +835,9 @@ mod tests {
         let bytes = openssl_client_hello(Offer::Tls13, None, None, &[1; 32], &[2; 32]).unwrap();
         let (_, ciphers, ext, _) = parse_hello(&bytes);
         assert_eq!(ciphers, [0x1302, 0x1303, 0x1301, 0x00ff]);
-        assert!(ext.iter().any(|e| matches!(e, TlsExtension::SupportedVersions(v)
+        assert!(ext
+            .iter()
+            .any(|e| matches!(e, TlsExtension::SupportedVersions(v)
             if v.iter().map(|v| v.0).eq([0x0304]))));
     }
 

@@ -377,7 +377,13 @@ async fn read_flight<R: AsyncRead + Unpin>(
 }
 
 async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, AttemptOutcome> {
-    read_until(stream, hello::parse_reply, hello::MAX_REPLY, Undecided::TooLarge).await
+    read_until(
+        stream,
+        hello::parse_reply,
+        hello::MAX_REPLY,
+        Undecided::TooLarge,
+    )
+    .await
 }
 
 /// Reads until `parse` has its answer, at most `max` bytes.
