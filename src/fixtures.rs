@@ -71,6 +71,7 @@ pub fn healthy() -> Facts {
                 strict: Some(Ok(())),
                 strict_only_issues: vec![],
                 crls_checked: None,
+                system_store: None,
             },
             server_version_num: Some(150018),
             pg_stat_ssl: Some(PgStatSsl {

@@ -678,3 +678,90 @@ fn ed25519_signed_certificates_fail_libpq_logins_by_version() {
         }
     }
 }
+
+/// Issue 14: `sslrootcert=system` as libpq 16+ reads it, the OS store
+/// through OpenSSL: a company CA given by SSL_CERT_FILE, or in an
+/// `openssl rehash` directory given by SSL_CERT_DIR, is trusted by psql 17
+/// and 18 and by the probe alike; the same CA in a directory that was not
+/// rehashed is found by neither (OpenSSL opens `<hash>.<n>` names only), and
+/// without either variable the OS store lacks it. psql 15 reads `system` as
+/// a file name and refuses: the probe follows the newest libpq.
+#[test]
+fn sslrootcert_system_reads_the_os_store_as_libpq_16() {
+    use crate::util::pki::{Ca, Validity};
+    let ca = Ca::root("Company CA");
+    let leaf = ca.server(&["localhost"], Validity::normal());
+    let spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: leaf.cert_pem.clone(),
+        key_pem: leaf.key_pem.clone(),
+        ca_pem: ca.cert_pem.clone(),
+    });
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+    let file = server.client_file("company.pem", &ca.cert_pem);
+    let hashed = file.with_file_name("hashed");
+    let unhashed = file.with_file_name("unhashed");
+    for dir in [&hashed, &unhashed] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(&file, dir.join("company.pem")).unwrap();
+    }
+    let rehash = Command::new("openssl")
+        .arg("rehash")
+        .arg(&hashed)
+        .output()
+        .expect("run openssl rehash");
+    assert!(rehash.status.success(), "{rehash:?}");
+    let conninfo = "host=localhost sslmode=verify-full sslrootcert=system";
+    let cases: [(&str, Option<(&'static str, &std::path::Path)>, bool); 4] = [
+        ("SSL_CERT_FILE", Some(("SSL_CERT_FILE", &file)), true),
+        (
+            "SSL_CERT_DIR rehashed",
+            Some(("SSL_CERT_DIR", &hashed)),
+            true,
+        ),
+        (
+            "SSL_CERT_DIR not rehashed",
+            Some(("SSL_CERT_DIR", &unhashed)),
+            false,
+        ),
+        ("the OS store alone", None, false),
+    ];
+    for (what, var, trusted) in cases {
+        let env: Vec<(&str, String)> = var
+            .iter()
+            .map(|(k, v)| (*k, v.display().to_string()))
+            .collect();
+        for libpq in [17, 18] {
+            let Some((ok, said)) = server.psql_tcp_libpq(libpq, &env, conninfo, "select 1") else {
+                continue;
+            };
+            assert_eq!(ok, trusted, "libpq {libpq}, {what}: {said}");
+        }
+        let mut probe = Probe::server(&server, &file)
+            .env("PGSSLROOTCERT", "system")
+            .args(["--scan", "none"]);
+        for (k, v) in &env {
+            probe = probe.env(k, v.clone());
+        }
+        let out = probe.run();
+        out.expect_at("/certificate/trust_store/kind", "os");
+        if trusted {
+            out.expect_exit(0).expect_check("certificate", "OK");
+        } else {
+            out.expect_exit(2)
+                .expect_at("/failure/problem/kind", "unknown_issuer");
+        }
+        let summary = out.check("certificate")["summary"].as_str().unwrap_or("");
+        assert!(summary.contains("the OS store ("), "{}", out.context());
+        if let Some((_, path)) = var {
+            assert!(
+                summary.contains(&path.display().to_string()),
+                "{}",
+                out.context()
+            );
+        }
+    }
+    let (ok, said) = server.psql_tcp(conninfo, "select 1");
+    assert!(!ok && said.contains("\"system\" does not exist"), "{said}");
+}

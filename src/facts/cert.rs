@@ -72,6 +72,50 @@ impl fmt::Display for TrustSource {
     }
 }
 
+/// Which certificates `sslrootcert=system` trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemStore {
+    /// The OS store as OpenSSL finds it (so libpq 16+): the bundle file
+    /// and the `openssl rehash` directories, from `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` where set.
+    Os {
+        file: Option<std::path::PathBuf>,
+        dirs: Vec<std::path::PathBuf>,
+        certificates: usize,
+    },
+    /// No OS store on this machine (libpq here would trust nothing): the
+    /// webpki-roots set (Mozilla's), as the clients' own machines would have.
+    WebpkiRoots { certificates: usize },
+}
+
+impl fmt::Display for SystemStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemStore::Os {
+                file,
+                dirs,
+                certificates,
+            } => {
+                let places: Vec<String> = file
+                    .iter()
+                    .chain(dirs)
+                    .map(|p| p.display().to_string())
+                    .collect();
+                write!(
+                    f,
+                    "the OS store ({}: {certificates} certificates)",
+                    places.join(", ")
+                )
+            }
+            SystemStore::WebpkiRoots { certificates } => write!(
+                f,
+                "webpki-roots' {certificates} certificates (no OS store on this machine, where \
+                 libpq would trust none)"
+            ),
+        }
+    }
+}
+
 /// No path from the presented chain to a trusted certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuerNotFound {
@@ -421,4 +465,6 @@ pub struct CertChainFacts {
     /// CRLs loaded when revocation was checked (sslcrl/sslcrldir); None
     /// when libpq's rules check none.
     pub crls_checked: Option<usize>,
+    /// With `sslrootcert=system`: the store that decided.
+    pub system_store: Option<SystemStore>,
 }

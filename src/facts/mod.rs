@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 pub use cert::{
     CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, EndPointHash,
-    IssuerNotFound, ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
+    IssuerNotFound, ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, SystemStore, TrustSource,
 };
 pub use scan::{
     describe_alert, group_name, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass,

@@ -403,10 +403,14 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                 Some(n) => format!(", none revoked ({n} CRLs checked)"),
                 None => String::new(),
             };
+            let store = match &chain.system_store {
+                Some(store) => format!(", trusted by {store}"),
+                None => String::new(),
+            };
             finding(
                 Check::Certificate,
                 Status::Ok,
-                format!("chains to {anchor}{name}{revocation}"),
+                format!("chains to {anchor}{name}{revocation}{store}"),
             )
         }
         Err(CertProblem::ProbeCannotVerify(limit)) => finding(
@@ -417,7 +421,17 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                  libpq's rules"
             ),
         ),
-        Err(problem) => finding(Check::Certificate, Status::Critical, problem.to_string()),
+        Err(problem) => {
+            let store = match &chain.system_store {
+                Some(store) => format!("; the system roots were {store}"),
+                None => String::new(),
+            };
+            finding(
+                Check::Certificate,
+                Status::Critical,
+                format!("{problem}{store}"),
+            )
+        }
     })
 }
 

@@ -228,6 +228,7 @@ impl LibpqVerifier {
             strict: strict_result,
             strict_only_issues: strict_only,
             crls_checked: trust.crls.as_ref().map(|c| c.len()),
+            system_store: trust.system.clone(),
         };
         (facts, libpq)
     }

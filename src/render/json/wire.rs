@@ -12,6 +12,7 @@ use crate::facts::audit::{ReloadCheck, TcpSession};
 use crate::facts::{
     group_name, suite_name, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts,
     OpensslHello, PgStatSsl, PlaintextOutcome, ScanLevel, SessionFailure, SslRequestFailure, Stage,
+    SystemStore,
 };
 use crate::policy::audit::{
     AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
@@ -212,7 +213,7 @@ impl TargetJson {
             },
             sslrootcert: match &t.sslrootcert {
                 RootCerts::File(p) => p.display().to_string(),
-                RootCerts::System => "system".to_string(),
+                RootCerts::System(_) => "system".to_string(),
             },
             sslcert: t.sslcert.as_ref().map(|p| p.display().to_string()),
             channel_binding: match t.channel_binding {
@@ -333,6 +334,41 @@ pub struct CertificateJson {
     pub strict: Option<Verdict<String>>,
     pub strict_only_issues: Vec<String>,
     pub soonest_expiry: Option<ExpiryJson>,
+    /// With `sslrootcert=system`: the store that decided.
+    pub trust_store: Option<TrustStoreJson>,
+}
+
+/// What `sslrootcert=system` read: `kind` `os` (with the file and
+/// directories OpenSSL's lookup found) or `webpki_roots` (no OS store).
+#[derive(Debug, Serialize)]
+pub struct TrustStoreJson {
+    pub kind: &'static str,
+    pub file: Option<String>,
+    pub dirs: Vec<String>,
+    pub certificates: usize,
+}
+
+impl TrustStoreJson {
+    fn new(store: &SystemStore) -> TrustStoreJson {
+        match store {
+            SystemStore::Os {
+                file,
+                dirs,
+                certificates,
+            } => TrustStoreJson {
+                kind: "os",
+                file: file.as_ref().map(|f| f.display().to_string()),
+                dirs: dirs.iter().map(|d| d.display().to_string()).collect(),
+                certificates: *certificates,
+            },
+            SystemStore::WebpkiRoots { certificates } => TrustStoreJson {
+                kind: "webpki_roots",
+                file: None,
+                dirs: Vec::new(),
+                certificates: *certificates,
+            },
+        }
+    }
 }
 
 impl CertificateJson {
@@ -358,6 +394,7 @@ impl CertificateJson {
                 .map(ToString::to_string)
                 .collect(),
             soonest_expiry: report.expiry.as_ref().map(ExpiryJson::new),
+            trust_store: chain.system_store.as_ref().map(TrustStoreJson::new),
         })
     }
 }
