@@ -713,7 +713,9 @@ fn sslrootcert_system_reads_the_os_store_as_libpq_16() {
         .expect("run openssl rehash");
     assert!(rehash.status.success(), "{rehash:?}");
     let conninfo = "host=localhost sslmode=verify-full sslrootcert=system";
-    let cases: [(&str, Option<(&'static str, &std::path::Path)>, bool); 4] = [
+    /// What the case is, the variable it sets, whether libpq trusts the CA.
+    type Case<'a> = (&'a str, Option<(&'static str, &'a Path)>, bool);
+    let cases: [Case; 4] = [
         ("SSL_CERT_FILE", Some(("SSL_CERT_FILE", &file)), true),
         (
             "SSL_CERT_DIR rehashed",
