@@ -162,6 +162,68 @@ const CASES: &[(&str, Libpq)] = &[
         },
     ),
     ("crl_both_of_two", Accepts),
+    ("ip_san", Accepts),
+    ("ip_san_mismatch", RefusesName),
+    ("ip_in_cn_only", Accepts),
+    ("wildcard_san", Accepts),
+    ("wildcard_two_labels", RefusesName),
+    ("cn_only_no_san", Accepts),
+    ("san_present_cn_ignored", RefusesName),
+    ("uppercase_san", Accepts),
+    ("idna_san", Accepts),
+    (
+        "not_yet_valid",
+        Refuses {
+            openssl: "certificate is not yet valid",
+            kind: "not_yet_valid",
+        },
+    ),
+    (
+        "intermediate_expired",
+        Refuses {
+            openssl: "certificate has expired",
+            kind: "expired",
+        },
+    ),
+    ("extra_cert_in_bundle", Accepts),
+    (
+        "cross_signed",
+        Refuses {
+            openssl: "unable to get local issuer certificate",
+            kind: "unknown_issuer",
+        },
+    ),
+    (
+        "leaf_key_usage_cert_sign",
+        Refuses {
+            openssl: "unsuitable certificate purpose",
+            kind: "bad_purpose",
+        },
+    ),
+    (
+        "leaf_eku_client_auth",
+        Refuses {
+            openssl: "unsuitable certificate purpose",
+            kind: "bad_purpose",
+        },
+    ),
+    ("leaf_ca_true", Accepts),
+    (
+        "intermediate_no_basic_constraints",
+        Refuses {
+            openssl: "invalid CA certificate",
+            kind: "not_ca",
+        },
+    ),
+    (
+        "intermediate_v1",
+        Refuses {
+            openssl: "invalid CA certificate",
+            kind: "not_ca",
+        },
+    ),
+    ("p256_chain_sha384", Accepts),
+    ("rsa3072_leaf_rsa4096_root", Accepts),
 ];
 
 /// What libpq (psql) and the probe do with a server setting the probe's
@@ -339,8 +401,12 @@ fn probe_agrees_with_psql_on_the_corpus() {
         server.replace_tls(&tls_of(&dir));
         let root = dir.join("root.crt");
         let crl: Option<PathBuf> = Some(dir.join("crl.pem")).filter(|p| p.exists());
+        // The name the client asks for (an IP, a name under a wildcard),
+        // always dialled at 127.0.0.1.
+        let host = std::fs::read_to_string(dir.join("host"))
+            .map_or_else(|_| "localhost".to_string(), |h| h.trim().to_string());
         let mut conninfo = format!(
-            "host=localhost sslmode=verify-full sslrootcert={}",
+            "host={host} hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={}",
             root.display()
         );
         if let Some(crl) = &crl {
@@ -348,7 +414,10 @@ fn probe_agrees_with_psql_on_the_corpus() {
         }
         let (psql_ok, psql_said) = server.psql_tcp(&conninfo, "select 1");
         let openssl = openssl_verify(&dir, crl.as_deref());
-        let mut probe = Probe::server(&server, &root).args(["--scan", "none"]);
+        let mut probe = Probe::server(&server, &root)
+            .env("PGHOST", host.clone())
+            .env("PGHOSTADDR", "127.0.0.1")
+            .args(["--scan", "none"]);
         if let Some(crl) = &crl {
             probe = probe.env("PGSSLCRL", crl.display().to_string());
         }
