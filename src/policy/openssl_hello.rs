@@ -89,10 +89,11 @@ pub fn after_refusal(hello: &OpensslHello) -> String {
 
 /// The `connection` finding's words when the chain was not seen: the
 /// server chose TLS 1.3 (which encrypts it) and refused TLS 1.2.
-pub fn unseen_certificate(limit: &crate::facts::ProbeLimit) -> String {
+pub fn unseen_certificate(limit: &ProbeLimit) -> String {
     format!(
         "not checked: {limit}. Its certificate was not seen (TLS 1.3 encrypts it, and the \
-         server refuses TLS 1.2), so whether libpq accepts it is unknown; no password sent"
+         server refused TLS 1.2 or sent none), so whether libpq accepts it is unknown; no \
+         password sent"
     )
 }
 
