@@ -4,9 +4,12 @@
 # article (scripts/lib/cluster.sh). Then the same fleet with M silent
 # endpoints added and a short --timeout.
 #
-#   fleet   pg-tls-probe --services 'fleet-*' --format json
+#   fleet   pg-tls-probe --services 'fleet-*' --per-server 16 --format json
 #   xargs   printf 'service=fleet-NNN\n' ... | xargs -P 16 -n 1 pg-tls-probe --format json
 #
+# All targets are one server here, so the fleet gets --per-server 16: the
+# same 16 targets at a time on the server as xargs -P 16 (the default, 4,
+# is for real clusters with many databases; see docs/fleet.md).
 # Both use the default module (verify-full session, plaintext check,
 # protocol scan, direct-TLS check) against the same server, with the same
 # service file, password and CA. Measured with GNU time over BENCH_RUNS runs
@@ -19,7 +22,8 @@
 # within 4 s with every good target OK. Misses are reported, not fatal; a
 # run whose good targets are not all OK is fatal.
 #
-# Env: BENCH_TARGETS (200), BENCH_SILENT (20), BENCH_RUNS (3), plus PG_BINDIR
+# Env: BENCH_TARGETS (200), BENCH_SILENT (20), BENCH_RUNS (3), BENCH_SWEEP (a list of
+# --concurrency values to compare, e.g. "8 16 32 64 128"; none by default), plus PG_BINDIR
 # and DEMO_PORT as for scripts/demo.sh. Needs Rust, PostgreSQL's server
 # package, openssl, python3, jq and GNU time; as root the cluster runs as
 # the 'postgres' user.
@@ -91,8 +95,8 @@ mapfile -t silent_env < <(env_for "$with_silent")
 fleet_run() { # [time file]: one fleet run, timed by GNU time when given a file
 	local timer=()
 	[ $# -gt 0 ] && timer=(/usr/bin/time -f '%e %U %S %M' -o "$1")
-	"${timer[@]}" env -i "${fleet_env[@]}" "$probe" --services 'fleet-*' --format json \
-		>"$work/fleet.json" || true
+	"${timer[@]}" env -i "${fleet_env[@]}" "$probe" --services 'fleet-*' --per-server 16 \
+		--format json >"$work/fleet.json" || true
 }
 xargs_run() { # [time file]: the same targets as single runs, 16 at a time
 	local timer=()
@@ -127,13 +131,28 @@ max() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 fwm=$(mean "${fw[@]}") fcm=$(mean "${fc[@]}") xwm=$(mean "${xw[@]}") xcm=$(mean "${xc[@]}")
 fmm=$(max "${fm[@]}") xmm=$(max "${xm[@]}")
 
+if [ -n "${BENCH_SWEEP:-}" ]; then
+	step "--concurrency sweep: ${BENCH_SWEEP} ($runs runs each, interleaved)"
+	for r in $(seq "$runs"); do
+		for c in $BENCH_SWEEP; do
+			/usr/bin/time -f '%e %U %S %M' -o "$work/time.sweep" env -i "${fleet_env[@]}" \
+				"$probe" --services 'fleet-*' --concurrency "$c" --per-server "$c" --format json \
+				>"$work/sweep.json" || true
+			read -r w u s m <"$work/time.sweep"
+			echo "run $r: --concurrency $c: $w s wall, $(echo "$u + $s" | bc) s CPU, $m KiB, $(jq '.counts.ok' "$work/sweep.json") OK"
+		done
+	done
+fi
+
 step "silent endpoints: $targets good + $silent silent, --timeout 3"
 started=$(date +%s.%N)
-env -i "${silent_env[@]}" "$probe" --services 'fleet-*' --timeout 3 --format json >"$work/silent.json" || true
+env -i "${silent_env[@]}" "$probe" --services 'fleet-*' --per-server 16 --timeout 3 --format json \
+	>"$work/silent.json" || true
 silent_wall=$(echo "$(date +%s.%N) - $started" | bc)
 good_ok=$(jq '[.targets[] | select((.name | startswith("fleet-silent")) | not) | select(.status == "OK")] | length' "$work/silent.json")
 silent_bad=$(jq '[.targets[] | select(.name | startswith("fleet-silent")) | select(.status == "CRITICAL")] | length' "$work/silent.json")
 echo "ended after ${silent_wall} s; good targets OK: $good_ok of $targets; silent CRITICAL: $silent_bad of $silent"
+jq -r '.targets[] | select(.status != "OK") | "\(.status) \(.name): \(.summary)"' "$work/silent.json" | sort | uniq -c -f 1 | head -20
 
 step "summary"
 verdict() { if [ "$1" = 1 ]; then echo met; else echo MISSED; fi; }

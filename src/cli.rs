@@ -86,6 +86,13 @@ pub struct Args {
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub concurrency: usize,
 
+    /// In a run over several targets, at most this many of one server
+    /// (host and port as written) at once: each opens up to four
+    /// connections, and many databases of one cluster must not exhaust
+    /// its max_connections.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub per_server: usize,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     pub format: Format,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::{
-    CertChainFacts, CertFacts, Facts, PgStatSsl, PlaintextFacts, PlaintextOutcome, SessionFacts,
-    TlsVersion, WireRecord,
+    AuthMethod, CertChainFacts, CertFacts, ClientCertExchange, Facts, PgStatSsl, PlaintextFacts,
+    PlaintextOutcome, SessionAuth, SessionFacts, TlsVersion, WireRecord,
 };
 use crate::policy::{scan, Thresholds};
 use crate::probe::{Endpoint, ProbeCtx};
@@ -53,6 +53,13 @@ pub fn target() -> Target {
         connect_timeout: None,
         application_name: "pg-tls-probe".into(),
         sslnegotiation: SslNegotiation::Postgres,
+        require_auth: None,
+        tls_range: crate::conn::TlsRange::parse(None, None).unwrap(),
+        sslcertmode: crate::conn::SslCertMode::Allow,
+        target_session_attrs: crate::conn::TargetSessionAttrs::Any,
+        sslsni: true,
+        sslkeylogfile: None,
+        options: None,
         notes: vec![],
     }
 }
@@ -86,7 +93,25 @@ pub fn healthy() -> Facts {
             audit: None,
             direct_tls: None,
             wire: WireRecord::default(),
-            negotiated: None,
+            client_cert: ClientCertExchange::default(),
+            auth: Some(SessionAuth {
+                method: AuthMethod::ScramSha256Plus {
+                    channel_binding: "tls-server-end-point".into(),
+                },
+                offered: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+                client_cert: ClientCertExchange::default(),
+                completed: true,
+            }),
+            keylog_failure: None,
+            negotiated: Some(crate::facts::Negotiated {
+                version: TlsVersion::Tls13,
+                suite: 0x1302,
+                cipher: "TLS13_AES_256_GCM_SHA384".into(),
+                group: Some("secp256r1".into()),
+            }),
+            local_addr: None,
+            backend_client: None,
+            pool_version: None,
             openssl_hello: None,
         },
         plaintext: Some(PlaintextFacts {
@@ -103,6 +128,7 @@ pub fn healthy() -> Facts {
         queued_seconds: 0.0,
         now: NOW,
         scan: None,
+        client_cert: None,
     }
 }
 
@@ -123,6 +149,7 @@ pub fn endpoint() -> Endpoint {
         target: target(),
         trust: crate::tls::trust_from_certificates(vec![ca.cert.der().clone()]).unwrap(),
         identity: None,
+        client_cert: None,
     }
 }
 
@@ -169,9 +196,21 @@ pub mod audit {
         }
     }
 
+    /// The seed article's two pg_hba.conf rule lines, verbatim
+    /// (whitespace as printed), from tests/fixtures/article-pg_hba.conf.
+    pub fn article_hba_lines() -> Vec<String> {
+        let lines: Vec<String> = include_str!("../tests/fixtures/article-pg_hba.conf")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        lines
+    }
+
     pub fn access() -> AuditAccess {
         AuditAccess {
             role: "monitor".into(),
+            database: "postgres".into(),
             read_all_settings: true,
             read_all_stats: true,
             hba_select: true,
@@ -209,6 +248,7 @@ pub mod audit {
             }),
             failure: None,
             hba_failure: None,
+            files: Default::default(),
         }
     }
 

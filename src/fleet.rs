@@ -9,7 +9,13 @@
 //! `--concurrency` targets run in all, which bounds sockets and memory. A
 //! target whose turn does not come before the deadline is UNKNOWN ("not
 //! probed"), never blamed for a timeout that was the queue's.
+//!
+//! Targets of one server (many databases of one cluster, one pooler) take
+//! turns at most `--per-server` at a time, and keep that turn until they
+//! end: a run must not exhaust the max_connections it is judging, nor pile
+//! onto a server that is slow to answer.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -31,8 +37,17 @@ pub async fn run(fleet: &Fleet) -> FleetReport {
     let started = Instant::now();
     let slots = Semaphore::new(fleet.concurrency);
     let alive = Semaphore::new(fleet.concurrency.saturating_mul(ALIVE_FACTOR));
+    let mut servers: HashMap<(String, u16), Semaphore> = HashMap::new();
+    for target in &fleet.targets {
+        if let Ok(endpoint) = &target.endpoint {
+            servers
+                .entry(server(endpoint))
+                .or_insert_with(|| Semaphore::new(fleet.per_server));
+        }
+    }
+    let servers = &servers;
     let reports = join_all(fleet.targets.iter().map(|target| async {
-        let report = one(fleet, target, started, &slots, &alive).await;
+        let report = one(fleet, target, started, servers, &slots, &alive).await;
         NamedReport {
             name: target.name.clone(),
             report,
@@ -42,10 +57,18 @@ pub async fn run(fleet: &Fleet) -> FleetReport {
     FleetReport::new(reports, started.elapsed().as_secs_f64())
 }
 
+/// The server a target reaches, as written: its hostaddr or host, and port.
+fn server(endpoint: &probe::Endpoint) -> (String, u16) {
+    let t = &endpoint.target;
+    let host = t.hostaddr.map_or_else(|| t.host.clone(), |a| a.to_string());
+    (host, t.port)
+}
+
 async fn one(
     fleet: &Fleet,
     target: &FleetTarget,
     started: Instant,
+    servers: &HashMap<(String, u16), Semaphore>,
     slots: &Semaphore,
     alive: &Semaphore,
 ) -> Report {
@@ -54,12 +77,15 @@ async fn one(
         Err(reason) => return Report::unusable(reason.clone()),
     };
     let deadline = fleet.deadline;
+    // The server's turn first, so that waiting for it holds no slot.
     let turn = async {
+        let server = servers.get(&server(endpoint))?.acquire().await.ok()?;
         let alive = alive.acquire().await.ok()?;
         let slot = slots.acquire().await.ok()?;
-        Some((alive, slot))
+        Some((server, alive, slot))
     };
-    let Ok(Some((_alive, slot))) = tokio::time::timeout_at(deadline.into(), turn).await else {
+    let Ok(Some((_server, _alive, slot))) = tokio::time::timeout_at(deadline.into(), turn).await
+    else {
         return not_probed(fleet);
     };
     let queued = started.elapsed();
@@ -93,9 +119,10 @@ fn not_probed(fleet: &Fleet) -> Report {
         Check::Connection,
         Status::Unknown,
         format!(
-            "not probed: the run's deadline came before this target's turn ({} targets, --concurrency {})",
+            "not probed: the run's deadline came before this target's turn ({} targets, --concurrency {}, --per-server {})",
             fleet.targets.len(),
-            fleet.concurrency
+            fleet.concurrency,
+            fleet.per_server
         ),
     )];
     report

@@ -44,6 +44,8 @@ pub struct Fleet {
     pub deadline: Instant,
     /// How many targets are probed at once (`--concurrency`).
     pub concurrency: usize,
+    /// How many targets of one server are probed at once (`--per-server`).
+    pub per_server: usize,
 }
 
 /// One target of a fleet: its name (the service, or host:port) and its
@@ -97,11 +99,13 @@ impl Environment {
 pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, String> {
     let module = module(&args.module)?;
     let deadline = started + module.timeout;
-    if !(1..=4096).contains(&args.concurrency) {
-        return Err(format!(
-            "--concurrency must be 1 to 4096, not {}",
-            args.concurrency
-        ));
+    for (flag, n) in [
+        ("--concurrency", args.concurrency),
+        ("--per-server", args.per_server),
+    ] {
+        if !(1..=4096).contains(&n) {
+            return Err(format!("{flag} must be 1 to 4096, not {n}"));
+        }
     }
     let flags = Flags {
         conninfo: args.conninfo.clone(),
@@ -171,6 +175,7 @@ pub fn plan(args: &Args, started: Instant, env: &Environment) -> Result<Plan, St
         targets,
         deadline,
         concurrency: args.concurrency,
+        per_server: args.per_server,
     }))
 }
 
@@ -232,15 +237,36 @@ impl Loaded {
         // CRLs are the target's own (sslcrl, sslcrldir), read beside it.
         let trust = trust.with_crls(&target.crl, &mut target.notes);
         let identity = match (&target.sslcert, &target.sslkey) {
-            (Some(cert), Some(key)) => {
-                Some(tls::load_identity(cert, key).map_err(|e| e.to_string())?)
-            }
+            (Some(cert), Some(key)) => Some(tls::load_identity(cert, key).map_err(|e| {
+                if key_is_encrypted(key) {
+                    format!(
+                        "sslkey \"{}\" is encrypted: encrypted client keys are not supported (sslpassword is not used); give the probe a decrypted copy readable only by its user",
+                        key.display()
+                    )
+                } else {
+                    e.to_string()
+                }
+            })?),
             _ => None,
         };
+        // Its first certificate, described for the expiry finding (the
+        // identity above already proved the file parses).
+        let client_cert = identity
+            .as_ref()
+            .and(target.sslcert.as_ref())
+            .and_then(|path| {
+                use rustls_pki_types::pem::PemObject;
+                let pem = conn::read_input_file(path).ok()?;
+                let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .next()?
+                    .ok()?;
+                crate::certs::describe(&der).ok()
+            });
         Ok(Endpoint {
             target,
             trust,
             identity,
+            client_cert,
         })
     }
 }
@@ -298,6 +324,16 @@ pub fn module(args: &ModuleFlags) -> Result<Module, String> {
         checks,
         thresholds,
         timeout: Duration::from_secs_f64(args.timeout),
+    })
+}
+
+/// An encrypted PEM key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or OpenSSL's
+/// traditional `Proc-Type: 4,ENCRYPTED` header.
+fn key_is_encrypted(path: &std::path::Path) -> bool {
+    conn::read_input_file(path).is_ok_and(|pem| {
+        let text = String::from_utf8_lossy(&pem);
+        text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
     })
 }
 

@@ -135,6 +135,54 @@ fn audit_article_setup_is_clean_with_readme_grants() {
     );
 }
 
+/// tests/fixtures/article-pg_hba.conf is the seed article's two rules,
+/// copied verbatim; where the article sits beside the repository (a
+/// developer's checkout, not a CI clone) the copy is checked against it.
+#[test]
+fn the_vendored_article_rules_match_the_article() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/seed-postgresql-tls-article.txt"
+    );
+    let Ok(seed) = std::fs::read_to_string(path) else {
+        eprintln!("skipping: {path} is not beside the repository");
+        return;
+    };
+    let rules: Vec<&str> = seed
+        .lines()
+        .filter(|l| l.starts_with("hostssl ") || l.starts_with("host "))
+        .collect();
+    let vendored: Vec<&str> = include_str!("fixtures/article-pg_hba.conf")
+        .lines()
+        .collect();
+    assert_eq!(rules, vendored);
+}
+
+/// The seed article's two pg_hba.conf rules exactly as printed (IPv4 only,
+/// its own spacing), after the socket line the harness needs: exit 0, the
+/// missing IPv6 catch-all only information (a connection no rule matches is
+/// refused anyway).
+#[test]
+fn audit_the_articles_exact_rules_are_clean() {
+    let rules: Vec<&str> = include_str!("fixtures/article-pg_hba.conf")
+        .lines()
+        .collect();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let hba = format!("local all all trust\n{}\n", rules.join("\n"));
+    let Some((server, root)) = start(Some(&hba)) else {
+        return;
+    };
+    grant(&server, &README_GRANTS);
+    let out = audit(&server, &root).run();
+    out.expect_exit(0)
+        .expect_all_checks_ok()
+        .expect_at("/audit/hba_rules", Value::Array(vec![]))
+        .expect_at("/audit/hba/catch_all_reject/ipv4", 3)
+        .expect_at("/audit/hba/catch_all_reject/ipv6", Value::Null);
+    let summary = out.check("audit_hba")["summary"].as_str().unwrap();
+    assert!(summary.contains("none for IPv6 (not needed"), "{summary}");
+}
+
 /// Every kind of hole in pg_hba.conf, then a broken line written after the
 /// server loaded the file: each finding with its status, file and line,
 /// the missing catch-alls, and the pending reload.
@@ -476,6 +524,9 @@ fn audit_without_privileges_names_the_grant() {
         let summary = out.check(check)["summary"].as_str().unwrap();
         assert!(summary.contains(&grant), "{check}: {summary}");
     }
+    // Catalog privileges are per database: the advice says which one.
+    let summary = out.check("audit_hba")["summary"].as_str().unwrap();
+    assert!(summary.contains("run in database postgres"), "{summary}");
     // ssl and password_encryption are visible to anyone and still judged.
     out.expect_at("/audit/settings/values/ssl", "on");
 

@@ -158,8 +158,14 @@ fn services_are_probed_each_with_the_worst_status_as_the_run() {
     out.expect_at("/targets/0/status", "OK")
         .expect_at("/targets/0/target/application_name", "a")
         .expect_at("/targets/2/status", "CRITICAL")
-        .expect_at("/targets/2/checks/5/name", "plaintext")
         .expect_at("/targets/3/status", "UNKNOWN");
+    let plaintext = out.json["targets"][2]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "plaintext")
+        .unwrap_or_else(|| panic!("no plaintext check\n{}", out.context()));
+    assert_eq!(plaintext["status"], "CRITICAL", "{plaintext}");
     let typo_line = text.lines().position(|l| l == "hots=x").unwrap() + 1;
     out.expect_at(
         "/targets/3/summary",
@@ -249,5 +255,46 @@ fn silent_targets_do_not_hold_up_the_others() {
         "took {:?} with --timeout 8\n{}",
         out.elapsed,
         out.context()
+    );
+}
+
+/// Many databases of one small server (9 connections for ordinary roles):
+/// with `--per-server 2` its targets take turns and all are OK; probed all
+/// at once they exhaust its max_connections, which the run then reports
+/// against the server, so the default cap is what keeps a fleet's verdicts
+/// true.
+#[test]
+fn targets_of_one_server_take_turns() {
+    let ca = Ca::root("pg-tls-probe per-server CA");
+    let leaf = ca.server(&["localhost"], Validity::normal());
+    let spec = ServerSpec::article(ServerTls {
+        cert_chain_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
+        ca_pem: ca.cert_pem.clone(),
+    })
+    .conf("max_connections = 12");
+    let Some(server) = Server::start(&spec) else {
+        return;
+    };
+    let root = server.client_file("root.crt", &ca.cert_pem);
+    let text: Vec<String> = (0..12)
+        .map(|i| group(&format!("db{i:02}"), &server, &root, ""))
+        .collect();
+    let file = service_file(&server, "many.conf", &text.join("\n"));
+    let run = |per_server: &str| {
+        Probe::new()
+            .env("PGSERVICEFILE", file.display().to_string())
+            .env("PGPASSWORD", pg::PASSWORD)
+            .args(["--services", "db*", "--concurrency", "12"])
+            .args(["--per-server", per_server])
+            .run()
+    };
+    run("2").expect_exit(0).expect_at("/counts/ok", 12);
+    let all_at_once = run("12");
+    all_at_once.expect_exit(2);
+    assert!(
+        all_at_once.stdout.contains("SQLSTATE 53300"),
+        "{}",
+        all_at_once.context()
     );
 }

@@ -47,3 +47,18 @@ mod exporter;
 
 // The certificate verdict against psql's on a generated corpus (issue 14).
 mod differential;
+
+// The session's authentication method on the wire, require_auth and
+// channel_binding, each against libpq 18's verdict.
+mod auth;
+
+// Every other libpq keyword that changes libpq's verdict, asked of the
+// probe and of libpq 18 on the same server.
+mod keywords;
+
+// Real PgBouncer and Pgpool-II with client TLS in front of real PostgreSQL.
+mod poolers;
+
+// --audit's rotation check: served versus on-disk certificates (by content
+// and by time), a failed SSL reload, expiring client-side certificates.
+mod rotation;

@@ -453,14 +453,15 @@ mod tests {
 
     #[test]
     fn ignored_keywords_are_noted_once() {
-        let (p, notes) =
-            parse_ok("host=db keepalives=1 sslsni=0 keepalives=0 fallback_application_name=y");
+        let (p, notes) = parse_ok(
+            "host=db keepalives=1 sslcompression=0 keepalives=0 fallback_application_name=y",
+        );
         assert_eq!(p.host.as_deref(), Some("db"));
         assert_eq!(
             notes,
             vec![
-                "ignored connection option \"keepalives\": it does not affect this probe",
-                "ignored connection option \"sslsni\": it does not affect this probe",
+                "ignored connection option \"keepalives\": TCP keepalive matters for long sessions; the probe's last milliseconds",
+                "ignored connection option \"sslcompression\": OpenSSL 1.1+ and PostgreSQL 14+ never compress",
             ]
         );
     }

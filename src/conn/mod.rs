@@ -9,6 +9,7 @@
 //! `sslrootcert`, so the libpq keywords are parsed here, not by it.
 
 mod conninfo;
+mod options;
 mod params;
 mod pgpass;
 pub mod service;
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use params::Params;
+
+pub use options::{AuthRefusal, RequireAuth, SslCertMode, TargetSessionAttrs, TlsRange};
 
 /// Certificate checking the probe performs; anything weaker is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +117,18 @@ pub struct Target {
     pub connect_timeout: Option<Duration>,
     pub application_name: String,
     pub sslnegotiation: SslNegotiation,
+    /// `require_auth`: which authentication requests may be answered.
+    pub require_auth: Option<RequireAuth>,
+    /// `ssl_min_protocol_version` / `ssl_max_protocol_version`.
+    pub tls_range: TlsRange,
+    pub sslcertmode: SslCertMode,
+    pub target_session_attrs: TargetSessionAttrs,
+    /// `sslsni`: send the host name in the TLS handshake's SNI.
+    pub sslsni: bool,
+    /// `sslkeylogfile` (libpq 18): where to append the session's TLS keys.
+    pub sslkeylogfile: Option<PathBuf>,
+    /// `options`: command-line options for the server process (`-c name=value`).
+    pub options: Option<String>,
     /// What was ignored or assumed on the way (ignored keywords, a password
     /// file skipped for its permissions, default host or certificates), for
     /// the report: no silent surprises, no printing from here.
@@ -376,6 +391,20 @@ fn finish(
     mut notes: Vec<String>,
 ) -> Result<Target, UsageError> {
     let sslnegotiation = parse_sslnegotiation(p.sslnegotiation.as_deref())?;
+    let require_auth = RequireAuth::parse(p.require_auth.as_deref().unwrap_or(""))?;
+    let tls_range = TlsRange::parse(
+        p.ssl_min_protocol_version.as_deref(),
+        p.ssl_max_protocol_version.as_deref(),
+    )?;
+    let sslcertmode = SslCertMode::parse(non_empty(p.sslcertmode.as_deref()))?;
+    let target_session_attrs =
+        TargetSessionAttrs::parse(non_empty(p.target_session_attrs.as_deref()))?;
+    let sslsni = options::sslsni(non_empty(p.sslsni.as_deref()));
+    options::check_gssencmode(non_empty(p.gssencmode.as_deref()))?;
+    options::check_protocol_versions(
+        non_empty(p.min_protocol_version.as_deref()),
+        non_empty(p.max_protocol_version.as_deref()),
+    )?;
     let sslmode = parse_sslmode(p.sslmode.as_deref())?;
     let hostaddr = parse_hostaddr(non_empty(p.hostaddr.as_deref()))?;
     let (host, hostaddr) =
@@ -442,6 +471,13 @@ fn finish(
         connect_timeout,
         application_name,
         sslnegotiation,
+        require_auth,
+        tls_range,
+        sslcertmode,
+        target_session_attrs,
+        sslsni,
+        sslkeylogfile: non_empty(p.sslkeylogfile.as_deref()).map(PathBuf::from),
+        options: non_empty(p.options.as_deref()).map(str::to_string),
         notes,
     })
 }
@@ -1264,14 +1300,20 @@ mod tests {
             err(conninfo("host=db foo=1"), &[]),
             "invalid connection option \"foo\""
         );
-        let t = ok(conninfo("host=db gssencmode=disable options='-c x=y'"), &[]);
+        let t = ok(conninfo("host=db gsslib=gssapi keepalives=1"), &[]);
         assert_eq!(
             t.notes,
             vec![
-                "ignored connection option \"gssencmode\": it does not affect this probe",
-                "ignored connection option \"options\": it does not affect this probe",
+                "ignored connection option \"gsslib\": only used by GSSAPI, which the probe does not speak",
+                "ignored connection option \"keepalives\": TCP keepalive matters for long sessions; the probe's last milliseconds",
             ]
         );
+        // Honoured now, so not noted as ignored.
+        let t = ok(conninfo("host=db gssencmode=disable options='-c x=y'"), &[]);
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        assert_eq!(t.options.as_deref(), Some("-c x=y"));
+        assert!(err(conninfo("gssencmode=require"), &[]).contains("cannot be met"));
+        assert!(err(conninfo("replication=true"), &[]).contains("not supported"));
     }
 
     /// A service's values sit beneath the connection string and flags and

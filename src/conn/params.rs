@@ -30,6 +30,19 @@ pub(crate) struct Params {
     pub service: Option<String>,
     /// PostgreSQL 18's `servicefile` (PGSERVICEFILE before it).
     pub servicefile: Option<String>,
+    pub require_auth: Option<String>,
+    pub ssl_min_protocol_version: Option<String>,
+    pub ssl_max_protocol_version: Option<String>,
+    pub sslcertmode: Option<String>,
+    pub gssencmode: Option<String>,
+    pub target_session_attrs: Option<String>,
+    pub sslsni: Option<String>,
+    pub sslkeylogfile: Option<String>,
+    pub options: Option<String>,
+    pub min_protocol_version: Option<String>,
+    pub max_protocol_version: Option<String>,
+    /// Only used to decrypt an encrypted sslkey, which the probe refuses.
+    pub sslpassword: Option<Secret>,
 }
 
 /// What [`Params::set`] made of a keyword.
@@ -45,42 +58,59 @@ pub(crate) enum Keyword {
 
 /// libpq keywords (up to PostgreSQL 18) accepted but not acted on. Accepting
 /// them keeps connection strings shared with psql usable; the caller notes
-/// each one so nobody believes it took effect.
+/// each one, with [`why_ignored`], so nobody believes it took effect.
+/// docs/keywords.md has the whole table.
 const IGNORED: &[&str] = &[
-    "options",
     "client_encoding",
     "keepalives",
     "keepalives_idle",
     "keepalives_interval",
     "keepalives_count",
     "tcp_user_timeout",
-    "target_session_attrs",
     "load_balance_hosts",
-    "replication",
     "sslcompression",
-    "sslsni",
-    "sslpassword",
-    "sslcertmode",
-    "sslkeylogfile",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "min_protocol_version",
-    "max_protocol_version",
     "requirepeer",
-    "require_auth",
     "krbsrvname",
     "gsslib",
-    "gssencmode",
     "gssdelegation",
-    "oauth_issuer",
-    "oauth_client_id",
-    "oauth_client_secret",
-    "oauth_scope",
+];
+
+/// Why an [`IGNORED`] keyword cannot change the verdict.
+fn why_ignored(key: &str) -> &'static str {
+    match key {
+        "client_encoding" => "the session's encoding does not touch TLS or the login",
+        k if k.starts_with("keepalives") => {
+            "TCP keepalive matters for long sessions; the probe's last milliseconds"
+        }
+        "tcp_user_timeout" => "every step is bounded by --timeout and connect_timeout instead",
+        "load_balance_hosts" => "every host of a host list is probed: there is nothing to balance",
+        "sslcompression" => "OpenSSL 1.1+ and PostgreSQL 14+ never compress",
+        "requirepeer" => "libpq checks it on Unix-domain sockets only; the probe uses TCP",
+        "krbsrvname" | "gsslib" | "gssdelegation" => {
+            "only used by GSSAPI, which the probe does not speak"
+        }
+        _ => "it does not affect this probe",
+    }
+}
+
+/// libpq keywords the probe cannot honour: refused rather than ignored,
+/// because libpq's verdict would depend on them. Values are never quoted.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "replication",
+        "a replication connection matches pg_hba.conf's replication lines and runs no SQL; the probe checks ordinary sessions",
+    ),
+    ("oauth_issuer", "the probe cannot log in with OAuth (OAUTHBEARER)"),
+    ("oauth_client_id", "the probe cannot log in with OAuth (OAUTHBEARER)"),
+    ("oauth_client_secret", "the probe cannot log in with OAuth (OAUTHBEARER)"),
+    ("oauth_scope", "the probe cannot log in with OAuth (OAUTHBEARER)"),
+    ("scram_client_key", "the probe logs in with a password, not with SCRAM keys"),
+    ("scram_server_key", "the probe logs in with a password, not with SCRAM keys"),
 ];
 
 /// The note recorded for a keyword from [`IGNORED`].
 pub(crate) fn ignored_note(key: &str) -> String {
-    format!("ignored connection option \"{key}\": it does not affect this probe")
+    format!("ignored connection option \"{key}\": {}", why_ignored(key))
 }
 
 impl Params {
@@ -105,6 +135,21 @@ impl Params {
             "sslnegotiation" => &mut self.sslnegotiation,
             "service" => &mut self.service,
             "servicefile" => &mut self.servicefile,
+            "require_auth" => &mut self.require_auth,
+            "ssl_min_protocol_version" => &mut self.ssl_min_protocol_version,
+            "ssl_max_protocol_version" => &mut self.ssl_max_protocol_version,
+            "sslcertmode" => &mut self.sslcertmode,
+            "gssencmode" => &mut self.gssencmode,
+            "target_session_attrs" => &mut self.target_session_attrs,
+            "sslsni" => &mut self.sslsni,
+            "sslkeylogfile" => &mut self.sslkeylogfile,
+            "options" => &mut self.options,
+            "min_protocol_version" => &mut self.min_protocol_version,
+            "max_protocol_version" => &mut self.max_protocol_version,
+            "sslpassword" => {
+                self.sslpassword = Some(Secret(value));
+                return Ok(Keyword::Used);
+            }
             "password" => {
                 self.password = Some(Secret(value));
                 return Ok(Keyword::Used);
@@ -113,7 +158,14 @@ impl Params {
             // probe's own name is the better fallback.
             "fallback_application_name" => return Ok(Keyword::Used),
             _ if IGNORED.contains(&key) => return Ok(Keyword::Ignored),
-            _ => return Ok(Keyword::Unknown),
+            _ => {
+                if let Some((_, why)) = REFUSED.iter().find(|(k, _)| *k == key) {
+                    return Err(UsageError(format!(
+                        "connection option \"{key}\" is not supported: {why}"
+                    )));
+                }
+                return Ok(Keyword::Unknown);
+            }
         };
         *slot = Some(value);
         Ok(Keyword::Used)
@@ -143,6 +195,19 @@ impl Params {
             sslnegotiation: get("PGSSLNEGOTIATION"),
             service: get("PGSERVICE"),
             servicefile: get("PGSERVICEFILE"),
+            require_auth: get("PGREQUIREAUTH"),
+            ssl_min_protocol_version: get("PGSSLMINPROTOCOLVERSION"),
+            ssl_max_protocol_version: get("PGSSLMAXPROTOCOLVERSION"),
+            sslcertmode: get("PGSSLCERTMODE"),
+            gssencmode: get("PGGSSENCMODE"),
+            target_session_attrs: get("PGTARGETSESSIONATTRS"),
+            sslsni: get("PGSSLSNI"),
+            options: get("PGOPTIONS"),
+            min_protocol_version: get("PGMINPROTOCOLVERSION"),
+            max_protocol_version: get("PGMAXPROTOCOLVERSION"),
+            // libpq has no variables for these two.
+            sslkeylogfile: None,
+            sslpassword: None,
         })
     }
 
@@ -168,6 +233,22 @@ impl Params {
             sslnegotiation: self.sslnegotiation.or(lower.sslnegotiation),
             service: self.service.or(lower.service),
             servicefile: self.servicefile.or(lower.servicefile),
+            require_auth: self.require_auth.or(lower.require_auth),
+            ssl_min_protocol_version: self
+                .ssl_min_protocol_version
+                .or(lower.ssl_min_protocol_version),
+            ssl_max_protocol_version: self
+                .ssl_max_protocol_version
+                .or(lower.ssl_max_protocol_version),
+            sslcertmode: self.sslcertmode.or(lower.sslcertmode),
+            gssencmode: self.gssencmode.or(lower.gssencmode),
+            target_session_attrs: self.target_session_attrs.or(lower.target_session_attrs),
+            sslsni: self.sslsni.or(lower.sslsni),
+            sslkeylogfile: self.sslkeylogfile.or(lower.sslkeylogfile),
+            options: self.options.or(lower.options),
+            min_protocol_version: self.min_protocol_version.or(lower.min_protocol_version),
+            max_protocol_version: self.max_protocol_version.or(lower.max_protocol_version),
+            sslpassword: self.sslpassword.or(lower.sslpassword),
         }
     }
 }
@@ -184,6 +265,13 @@ mod tests {
         assert_eq!(p.set("keepalives", "1".into()), Ok(Keyword::Ignored));
         assert_eq!(p.set("sslcrl", "x".into()), Ok(Keyword::Used));
         assert_eq!(p.sslcrl.as_deref(), Some("x"));
+        assert_eq!(p.set("require_auth", "md5".into()), Ok(Keyword::Used));
+        assert_eq!(p.require_auth.as_deref(), Some("md5"));
+        let refused = p.set("oauth_client_secret", "s3cret".into()).unwrap_err();
+        assert!(
+            refused.0.contains("OAuth") && !refused.0.contains("s3cret"),
+            "{refused}"
+        );
         assert_eq!(
             p.set("fallback_application_name", "x".into()),
             Ok(Keyword::Used)

@@ -55,6 +55,44 @@ pub struct AuditFacts {
     pub failure: Option<AuditFailure>,
     /// Why the rules could not be read although the privileges were there.
     pub hba_failure: Option<AuditFailure>,
+    /// Whether the server serves what is on disk (docs/rotation.md).
+    pub files: FilesCheck,
+}
+
+/// The certificate files the server was told to use, read by the shipped
+/// SECURITY DEFINER function (content) or stat'ed (modification time).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum FilesCheck {
+    /// `public.pg_tls_probe_certificates()`: each file's certificates.
+    Content(Vec<OnDisk>),
+    /// pg_stat_file on ssl_cert_file, ssl_key_file, ssl_ca_file and
+    /// ssl_crl_file against `pg_conf_load_time()`.
+    Times(Vec<FileTime>),
+    NotChecked(NotChecked),
+    /// The audit did not get that far.
+    #[default]
+    NotRun,
+}
+
+/// One certificate file as the function returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDisk {
+    /// `ssl_cert_file` or `ssl_ca_file`.
+    pub setting: String,
+    pub path: String,
+    /// The certificates in the file, first first; Err when it is missing
+    /// or holds no PEM certificate (why).
+    pub certs: Result<Vec<super::CertFacts>, String>,
+}
+
+/// One TLS file's modification time against the last configuration load.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FileTime {
+    pub setting: String,
+    pub path: String,
+    /// Unix seconds; None when pg_stat_file found no such file.
+    pub modified: Option<f64>,
+    pub loaded: f64,
 }
 
 /// What the login role may see, as the server answers for itself.
@@ -62,6 +100,10 @@ pub struct AuditFacts {
 pub struct AuditAccess {
     /// `current_user`, quoted as an SQL identifier (ready for a GRANT).
     pub role: String,
+    /// `current_database()`, quoted as an SQL identifier: privileges on
+    /// catalog views and functions are per database, so a GRANT for them
+    /// must run in this one.
+    pub database: String,
     pub superuser: bool,
     /// Member of pg_read_all_settings (superuser-only settings visible).
     pub read_all_settings: bool,
@@ -75,6 +117,9 @@ pub struct AuditAccess {
     pub stat_file: bool,
     /// Member of pg_read_server_files (pg_stat_file outside the data directory).
     pub read_server_files: bool,
+    /// EXECUTE on the shipped `public.pg_tls_probe_certificates()` (it
+    /// exists in this database): the content check of rotation.
+    pub cert_function: bool,
 }
 
 /// One TCP session on the server.
@@ -142,17 +187,24 @@ pub struct HbaRule {
 }
 
 /// Why the pending-reload check did not run; the advice names the GRANT
-/// for the role the probe logged in as.
+/// for the role the probe logged in as, and where to run it: EXECUTE on a
+/// catalog function is granted per database, role membership cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotChecked {
-    #[error("pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}")]
-    NeedsStatFile { role: String },
-    #[error("pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {role})")]
+    #[error("pending reload not checked: needs GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}; run in database {database}")]
+    NeedsStatFile { role: String, database: String },
+    #[error("pending reload not checked: hba_file is not visible (needs pg_read_all_settings, e.g. GRANT pg_monitor TO {role}; in any database: role membership is cluster-wide)")]
     HbaFileHidden { role: String },
-    #[error("pending reload not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role})")]
+    #[error("pending reload not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role}; in any database: role membership is cluster-wide)")]
     OutsideDataDirectory { file: String, role: String },
     #[error("pending reload not checked: hba_file not found by pg_stat_file")]
     NotFound,
+    /// Rotation: neither the function nor pg_stat_file is available.
+    #[error("not checked: install public.pg_tls_probe_certificates() (docs/rotation.md) in database {database}, or GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {role}; run in database {database}")]
+    NoFileAccess { role: String, database: String },
+    /// Rotation by time: a TLS file is outside the data directory.
+    #[error("not checked: {file} is outside the data directory (needs GRANT pg_read_server_files TO {role}; in any database: role membership is cluster-wide, or the function of docs/rotation.md)")]
+    FileOutsideDataDirectory { file: String, role: String },
     #[error(transparent)]
     Failed(AuditFailure),
 }

@@ -8,6 +8,7 @@
 //! a report shows.
 
 pub mod audit;
+mod auth;
 mod cert;
 mod scan;
 mod wire;
@@ -15,6 +16,7 @@ mod wire;
 use std::fmt;
 use std::net::SocketAddr;
 
+pub use auth::{code as auth_code, AuthMethod, ClientCertExchange, SessionAuth};
 pub use cert::{
     CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, EndPointHash,
     IssuerNotFound, ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, SystemStore, TrustSource,
@@ -288,16 +290,45 @@ pub enum SessionFailure {
     },
     /// The server sent more than the probe reads (see [`Overrun`]).
     Overrun(Overrun),
+    /// A libpq keyword made the client refuse the connection, as libpq does.
+    Refused(KeywordRefusal),
     /// The probe itself could not run the check.
     Internal(InternalError),
 }
 
-/// What the probe's own handshake negotiated (rustls's view of the link).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Negotiated {
-    pub version: TlsVersion,
-    /// The IANA cipher suite number.
-    pub suite: u16,
+/// The connection refused by a libpq keyword's rule, before any credential
+/// that rule protects was sent; the wording is libpq's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeywordRefusal {
+    #[error("authentication method requirement \"{requirement}\" failed: {}", .refusal.reason())]
+    RequireAuth {
+        requirement: String,
+        refusal: crate::conn::AuthRefusal,
+    },
+    #[error("the server negotiated {negotiated}, below ssl_min_protocol_version={}", .minimum.name())]
+    TlsVersion {
+        negotiated: String,
+        minimum: TlsVersion,
+    },
+    #[error("server did not request an SSL certificate (sslcertmode=require)")]
+    CertificateNotRequested,
+    #[error("{reason} (target_session_attrs={})", .wanted.name())]
+    SessionAttrs {
+        wanted: crate::conn::TargetSessionAttrs,
+        reason: &'static str,
+    },
+}
+
+impl KeywordRefusal {
+    /// The keyword whose rule refused.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            KeywordRefusal::RequireAuth { .. } => "require_auth",
+            KeywordRefusal::TlsVersion { .. } => "ssl_min_protocol_version",
+            KeywordRefusal::CertificateNotRequested => "sslcertmode",
+            KeywordRefusal::SessionAttrs { .. } => "target_session_attrs",
+        }
+    }
 }
 
 /// The row of `pg_stat_ssl` for the probe's own backend.
@@ -329,11 +360,63 @@ pub struct SessionFacts {
     pub direct_tls: Option<DirectTlsFacts>,
     /// The protocol after the handshake, as the wire tap saw it.
     pub wire: WireRecord,
-    /// What the session's handshake negotiated, when it completed.
+    /// Whether the server asked for, and got, a client certificate.
+    pub client_cert: ClientCertExchange,
+    /// How the session authenticated (from `wire` and `client_cert`);
+    /// None when no authentication request arrived.
+    pub auth: Option<SessionAuth>,
+    /// `sslkeylogfile` could not be written (the file and why).
+    pub keylog_failure: Option<(std::path::PathBuf, IoFailure)>,
+    /// The probe's own TLS session, as its handshake negotiated it.
     pub negotiated: Option<Negotiated>,
     /// The second opinion, sent only when the session's own ClientHello
     /// was refused (see probe/openssl_hello.rs).
     pub openssl_hello: Option<OpensslHello>,
+    /// The probe's end of the TCP connection.
+    pub local_addr: Option<SocketAddr>,
+    /// Who the backend answering the queries thinks its client is.
+    pub backend_client: Option<BackendClient>,
+    /// Pgpool-II's answer to `SHOW pool_version`, asked only when the
+    /// backend's client is not the probe.
+    pub pool_version: Option<String>,
+}
+
+impl SessionFacts {
+    /// Whether the backend's client is the probe's end of the connection
+    /// (IPv4-mapped addresses compared as IPv4). A Unix-socket client, or
+    /// another address or port, means a pooler or proxy in between: the
+    /// backend's pg_stat_ssl row describes that link. True when there is
+    /// nothing to compare (the row is taken as the probe's, as always).
+    pub fn link_is_ours(&self) -> bool {
+        let (Some(local), Some(backend)) = (self.local_addr, self.backend_client) else {
+            return true;
+        };
+        let plain = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        backend.addr.map(plain) == Some(plain(local.ip())) && backend.port == Some(local.port())
+    }
+}
+
+/// The probe's own TLS session with whatever answered its SSLRequest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: TlsVersion,
+    /// The IANA cipher suite number.
+    pub suite: u16,
+    /// The suite, in rustls's spelling of the IANA name.
+    pub cipher: String,
+    /// The key-exchange group (`secp256r1`, `X25519`), when there was one.
+    pub group: Option<String>,
+}
+
+/// `inet_client_addr()` and `inet_client_port()` of the backend the
+/// session's queries run in: NULL for a Unix-socket client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendClient {
+    pub addr: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
 }
 
 /// Authentication method a server asked for.
@@ -472,6 +555,8 @@ pub struct Facts {
     pub now: i64,
     /// Protocol and cipher scan; None with `--scan none`.
     pub scan: Option<ScanFacts>,
+    /// The probe's own client certificate (`sslcert`), when it has one.
+    pub client_cert: Option<CertFacts>,
 }
 
 /// A Unix time as a UTC date, e.g. 2027-03-01.

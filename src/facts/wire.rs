@@ -43,10 +43,21 @@ pub struct WireRecord {
     pub auth_requests: Vec<AuthRequestSeen>,
     /// The SASL mechanism the client answered with (SCRAM-SHA-256 or -PLUS).
     pub sasl_mechanism: Option<String>,
+    /// The channel-binding type the client's SCRAM GS2 header named
+    /// (`p=tls-server-end-point`), when it bound the exchange to TLS.
+    pub channel_binding: Option<String>,
+    /// The server's SASLFinal arrived (its proof of the password).
+    pub sasl_final: bool,
+    /// The client answered a cleartext or md5 request (the message itself
+    /// is never looked into).
+    pub password_sent: bool,
     /// ParameterStatus reports (name, value), in order.
     pub parameters: Vec<(String, String)>,
     /// Backend bytes read on the session (after the TLS handshake).
     pub bytes_read: u64,
     /// Set when a bound was hit; the read that hit it failed.
     pub overrun: Option<Overrun>,
+    /// Set when `require_auth` refused an authentication request (the read
+    /// carrying it failed, so it was never answered).
+    pub refused: Option<crate::conn::AuthRefusal>,
 }

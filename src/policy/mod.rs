@@ -12,12 +12,13 @@ pub mod channel_binding;
 pub mod direct;
 pub mod fleet;
 pub mod openssl_hello;
+pub mod pooler;
 pub mod scan;
 
 use crate::conn::{SslMode, Target};
 use crate::facts::{
-    date, CertChainFacts, CertFacts, CertProblem, Facts, HandshakeFailure, PgStatSsl,
-    PlaintextFacts, PlaintextOutcome, SessionFailure, SslRequestFailure, TlsVersion,
+    date, AuthMethod, CertChainFacts, CertFacts, CertProblem, Facts, HandshakeFailure, PgStatSsl,
+    PlaintextFacts, PlaintextOutcome, SessionAuth, SessionFailure, SslRequestFailure, TlsVersion,
 };
 use crate::plan::Cidr;
 
@@ -62,6 +63,8 @@ pub enum Check {
     CertificateExpiry,
     StrictClients,
     TlsSession,
+    Pooler,
+    Authentication,
     Plaintext,
     Protocols,
     Ciphers,
@@ -70,16 +73,20 @@ pub enum Check {
     AuditSettings,
     AuditHba,
     AuditSessions,
+    AuditRotation,
+    ClientCertificate,
 }
 
 impl Check {
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 18] = [
         Check::Arguments,
         Check::Connection,
         Check::Certificate,
         Check::CertificateExpiry,
         Check::StrictClients,
         Check::TlsSession,
+        Check::Pooler,
+        Check::Authentication,
         Check::Plaintext,
         Check::Protocols,
         Check::Ciphers,
@@ -88,6 +95,8 @@ impl Check {
         Check::AuditSettings,
         Check::AuditHba,
         Check::AuditSessions,
+        Check::AuditRotation,
+        Check::ClientCertificate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +107,8 @@ impl Check {
             Check::CertificateExpiry => "certificate_expiry",
             Check::StrictClients => "strict_clients",
             Check::TlsSession => "tls_session",
+            Check::Pooler => "pooler",
+            Check::Authentication => "authentication",
             Check::Plaintext => "plaintext",
             Check::Protocols => "protocols",
             Check::Ciphers => "ciphers",
@@ -106,6 +117,8 @@ impl Check {
             Check::AuditSettings => "audit_settings",
             Check::AuditHba => "audit_hba",
             Check::AuditSessions => "audit_sessions",
+            Check::AuditRotation => "audit_rotation",
+            Check::ClientCertificate => "client_certificate",
         }
     }
 }
@@ -180,6 +193,8 @@ pub struct Report {
     pub direct_tls: Option<direct::DirectTlsReport>,
     /// The judged `--audit`, when it ran.
     pub audit: Option<audit::AuditReport>,
+    /// A pooler or proxy between the probe and PostgreSQL, when detected.
+    pub pooler: Option<pooler::PoolerReport>,
 }
 
 impl Report {
@@ -195,6 +210,7 @@ impl Report {
             scan: None,
             direct_tls: None,
             audit: None,
+            pooler: None,
         }
     }
 
@@ -211,13 +227,23 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
     let expiry = soonest_expiry(&session.chain, facts.now);
     findings.extend(expiry.as_ref().map(|e| expiry_finding(e, &thresholds)));
     findings.extend(strict_clients(&session.chain));
-    findings.extend(
-        session
-            .pg_stat_ssl
-            .as_ref()
-            .map(|s| tls_session(s, &thresholds))
-            .or_else(|| openssl_hello::tls_session(session, &thresholds)),
-    );
+    let pooler = pooler::judge(&facts);
+    match &pooler {
+        // Behind a pooler pg_stat_ssl describes the pooler's link; the
+        // client's TLS is the probe's own handshake.
+        Some(p) => {
+            findings.extend(p.tls_session(&thresholds));
+            findings.push(p.finding.clone());
+        }
+        None => findings.extend(
+            session
+                .pg_stat_ssl
+                .as_ref()
+                .map(|s| tls_session(s, &thresholds))
+                .or_else(|| openssl_hello::tls_session(session, &thresholds)),
+        ),
+    }
+    findings.extend(session.auth.as_ref().and_then(authentication));
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
         .scan
@@ -235,11 +261,24 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             "sslmode=verify-ca: the host name is not checked (weaker than verify-full)".into(),
         ));
     }
-    let audit = session
+    let mut audit = session
         .audit
         .as_ref()
         .map(|a| audit::evaluate(a, &thresholds.allow_plaintext_from));
+    if let (Some(report), Some((check, rotation))) = (
+        audit.as_mut(),
+        audit::rotation::judge(&facts, &thresholds, pooler.is_some()),
+    ) {
+        report.checks.push(check);
+        report.rotation = Some(rotation);
+    }
     findings.extend(audit.iter().flat_map(|a| a.checks.iter().cloned()));
+    findings.extend(
+        facts
+            .client_cert
+            .as_ref()
+            .map(|c| client_certificate(c, &thresholds, facts.now)),
+    );
     let status = findings
         .iter()
         .map(|f| f.status)
@@ -255,6 +294,7 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
         scan,
         direct_tls,
         audit,
+        pooler,
     }
 }
 
@@ -308,6 +348,9 @@ pub fn describe_failure(failure: &SessionFailure, target: &Target) -> String {
             *after_ms as f64 / 1000.0
         ),
         SessionFailure::Overrun(overrun) => format!("session ended: {overrun}"),
+        SessionFailure::Refused(refusal) => {
+            format!("refused at {endpoint} as libpq refuses: {refusal}")
+        }
     }
 }
 
@@ -334,17 +377,30 @@ fn connection(facts: &Facts, target: &Target) -> Finding {
         return refused;
     }
     let Some(failure) = &session.failure else {
+        // The probe's own handshake: pg_stat_ssl may describe a pooler's link.
         let version = session
-            .pg_stat_ssl
+            .negotiated
             .as_ref()
-            .and_then(|s| s.version.clone())
+            .map(|n| n.version.name().to_string())
+            .or_else(|| session.pg_stat_ssl.as_ref().and_then(|s| s.version.clone()))
             .unwrap_or_else(|| "TLS".into());
         let ms = session.connect_seconds.unwrap_or(0.0) * 1000.0;
+        // libpq only warns when its key log cannot be written; so does this.
+        let keylog = session
+            .keylog_failure
+            .as_ref()
+            .map(|(path, e)| {
+                format!(
+                    "; could not write sslkeylogfile \"{}\": {e}",
+                    path.display()
+                )
+            })
+            .unwrap_or_default();
         return finding(
             Check::Connection,
             Status::Ok,
             format!(
-                "logged in to {}:{} as {} over {version} in {ms:.0} ms",
+                "logged in to {}:{} as {} over {version} in {ms:.0} ms{keylog}",
                 target.host, target.port, target.user
             ),
         );
@@ -490,6 +546,38 @@ fn expiry_finding(expiry: &Expiry, thresholds: &Thresholds) -> Finding {
     finding(Check::CertificateExpiry, status, summary)
 }
 
+/// The probe's own client certificate (`sslcert`), held to the same
+/// windows: a monitoring login that stops working is an outage of the check.
+fn client_certificate(cert: &CertFacts, thresholds: &Thresholds, now: i64) -> Finding {
+    let days = days_left(cert.not_after, now);
+    let when = date(cert.not_after);
+    let (status, summary) = if days < 0 {
+        (
+            Status::Critical,
+            format!(
+                "the probe's client certificate {} expired {} days ago ({when})",
+                cert.subject, -days
+            ),
+        )
+    } else {
+        let status = if days < thresholds.critical_days {
+            Status::Critical
+        } else if days < thresholds.warning_days {
+            Status::Warning
+        } else {
+            Status::Ok
+        };
+        (
+            status,
+            format!(
+                "the probe's client certificate {} expires in {days} days ({when})",
+                cert.subject
+            ),
+        )
+    };
+    finding(Check::ClientCertificate, status, summary)
+}
+
 /// Where libpq accepts but webpki (rustls, Go, browsers) would refuse.
 fn strict_clients(chain: &CertChainFacts) -> Option<Finding> {
     if chain.libpq != Some(Ok(())) {
@@ -521,7 +609,7 @@ fn strict_clients(chain: &CertChainFacts) -> Option<Finding> {
     })
 }
 
-fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
+pub(crate) fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
     if !stat.ssl {
         return finding(
             Check::TlsSession,
@@ -553,11 +641,58 @@ fn tls_session(stat: &PgStatSsl, thresholds: &Thresholds) -> Finding {
     }
 }
 
+/// The recipe's authentication line: what a session should log in with.
+const RECIPE_SCRAM: &str = "hostssl all all 0.0.0.0/0 scram-sha-256";
+
+/// How the session logged in, against the recipe's `scram-sha-256`. The
+/// probe always connects over TCP with TLS, so trust here is trust over
+/// TCP, and a password sent in clear or as md5 is at least encrypted.
+fn authentication(auth: &SessionAuth) -> Option<Finding> {
+    if !auth.completed {
+        return None;
+    }
+    let plus_offered = auth.offered.iter().any(|m| m == "SCRAM-SHA-256-PLUS");
+    let (status, summary) = match &auth.method {
+        AuthMethod::ScramSha256Plus { .. } => (Status::Ok, auth.method.to_string()),
+        AuthMethod::ScramSha256 if plus_offered => (
+            Status::Ok,
+            "SCRAM-SHA-256 without channel binding; the server offers SCRAM-SHA-256-PLUS (channel_binding=require insists on it)".to_string(),
+        ),
+        AuthMethod::ScramSha256 => (
+            Status::Ok,
+            "SCRAM-SHA-256 without channel binding (the server offers no SCRAM-SHA-256-PLUS)"
+                .to_string(),
+        ),
+        AuthMethod::Certificate => (Status::Ok, auth.method.to_string()),
+        m @ (AuthMethod::Md5 | AuthMethod::Password) => (
+            Status::Warning,
+            format!("{m} authentication (inside TLS): the recipe uses scram-sha-256 (`{RECIPE_SCRAM}`), which never sends the password or a replayable hash"),
+        ),
+        AuthMethod::Trust => (
+            Status::Warning,
+            format!("trust over TCP: logged in without any credential, so anyone who reaches the port can (recipe line `{RECIPE_SCRAM}`)"),
+        ),
+        other => (Status::Ok, other.to_string()),
+    };
+    Some(finding(Check::Authentication, status, summary))
+}
+
 /// SQLSTATEs that say "try later", not "plaintext is rejected".
 const BUSY: [&str; 3] = ["53300", "57P03", "53000"];
 
 fn plaintext(facts: &PlaintextFacts) -> Finding {
     let (status, summary) = match &facts.outcome {
+        PlaintextOutcome::Error {
+            sqlstate, message, ..
+        } if pooler::refuses_plaintext(sqlstate, message).is_some() => (
+            Status::Ok,
+            format!(
+                "plaintext rejected before authentication by {} (SQLSTATE {}: {})",
+                pooler::refuses_plaintext(sqlstate, message).unwrap_or_default(),
+                clip(sqlstate),
+                clip(message)
+            ),
+        ),
         PlaintextOutcome::Error {
             sqlstate, message, ..
         } if sqlstate == "28000" => (
@@ -685,9 +820,35 @@ mod tests {
                 "certificate_expiry",
                 "strict_clients",
                 "tls_session",
+                "authentication",
                 "plaintext"
             ]
         );
+    }
+
+    /// The recipe's scram-sha-256 is OK; md5 and a cleartext password
+    /// (inside TLS) are WARNINGs naming it; trust over TCP is a WARNING;
+    /// a client certificate is OK; a failed login makes no finding.
+    #[test]
+    fn authentication_methods_against_the_recipe() {
+        let cases = [
+            (AuthMethod::ScramSha256, Status::Ok, "SCRAM-SHA-256-PLUS"),
+            (AuthMethod::Md5, Status::Warning, "scram-sha-256"),
+            (AuthMethod::Password, Status::Warning, "cleartext password"),
+            (AuthMethod::Trust, Status::Warning, "trust over TCP"),
+            (AuthMethod::Certificate, Status::Ok, "client certificate"),
+        ];
+        for (method, want, phrase) in cases {
+            let mut facts = healthy();
+            facts.session.auth.as_mut().unwrap().method = method.clone();
+            let report = judge(facts);
+            let f = report.finding(Check::Authentication).unwrap();
+            assert_eq!(f.status, want, "{method:?}: {}", f.summary);
+            assert!(f.summary.contains(phrase), "{method:?}: {}", f.summary);
+        }
+        let mut facts = healthy();
+        facts.session.auth.as_mut().unwrap().completed = false;
+        assert!(judge(facts).finding(Check::Authentication).is_none());
     }
 
     #[test]
@@ -795,6 +956,7 @@ mod tests {
         let mut facts = healthy();
         facts.session.chain = CertChainFacts::default();
         facts.session.pg_stat_ssl = None;
+        facts.session.auth = None;
         facts.session.failure = Some(SessionFailure::Timeout {
             stage: Stage::SslRequest,
             after_ms: 2000,
@@ -837,6 +999,23 @@ mod tests {
         facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::Closed;
         assert_eq!(judge(facts).status, Status::Critical);
         assert!(Status::Unknown > Status::Warning);
+    }
+
+    #[test]
+    fn the_probes_own_client_certificate_is_held_to_the_windows() {
+        let mut facts = healthy();
+        let mut cert = facts.session.chain.presented[0].clone();
+        cert.not_after = NOW + 20 * DAY + 60;
+        facts.client_cert = Some(cert);
+        let report = judge(facts);
+        let f = report.finding(Check::ClientCertificate).unwrap();
+        assert_eq!(f.status, Status::Warning);
+        assert!(
+            f.summary
+                .contains("client certificate CN=localhost expires in 20 days"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]

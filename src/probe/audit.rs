@@ -16,8 +16,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::ProbeCtx;
 use crate::facts::audit::{
-    AuditAccess, AuditFacts, AuditFailure, HbaFacts, HbaRule, NotChecked, ReloadCheck, TcpSession,
-    SETTINGS,
+    AuditAccess, AuditFacts, AuditFailure, FileTime, FilesCheck, HbaFacts, HbaRule, NotChecked,
+    OnDisk, ReloadCheck, TcpSession, SETTINGS,
 };
 
 /// Runs the audit queries on an authenticated verify-full session, until
@@ -78,6 +78,7 @@ async fn read(client: &Client, version: i32, facts: &mut AuditFacts) {
     let Some(access) = facts.access.clone() else {
         return;
     };
+    read_files(client, version, &access, facts).await;
     if !(access.hba_select && access.hba_execute) {
         return;
     }
@@ -138,6 +139,138 @@ async fn read(client: &Client, version: i32, facts: &mut AuditFacts) {
     facts.hba = Some(hba);
 }
 
+/// The shipped SECURITY DEFINER function (docs/rotation.md): the contents
+/// of the files named by ssl_cert_file and ssl_ca_file, nothing else.
+const FILES_QUERY: &str = "SELECT json_agg(c) AS files FROM public.pg_tls_probe_certificates() c";
+
+/// The TLS files' modification times against the last configuration
+/// load (pg_stat_file reads no content; whole seconds, as for hba_file).
+const TIMES_QUERY: &str = "SELECT json_agg(f) AS files FROM \
+     (SELECT s.name AS setting, s.setting AS path, \
+      extract(epoch FROM m.modification) AS modified, \
+      extract(epoch FROM pg_conf_load_time()) AS loaded \
+      FROM pg_catalog.pg_settings s, \
+      LATERAL pg_catalog.pg_stat_file(s.setting, true) m \
+      WHERE s.name IN ('ssl_cert_file', 'ssl_key_file', 'ssl_ca_file', 'ssl_crl_file') \
+      AND s.setting <> '' ORDER BY s.name) f";
+
+/// The settings whose files the time check stats.
+const TLS_FILES: [&str; 4] = [
+    "ssl_cert_file",
+    "ssl_key_file",
+    "ssl_ca_file",
+    "ssl_crl_file",
+];
+
+/// Whether the server serves what is on disk: by content with the shipped
+/// function, else by time with pg_stat_file, else not checked (and why).
+async fn read_files(client: &Client, version: i32, access: &AuditAccess, facts: &mut AuditFacts) {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        setting: String,
+        path: String,
+        pem: Option<String>,
+    }
+    let first = |messages: &[SimpleQueryMessage]| {
+        statements(messages)
+            .into_iter()
+            .next()
+            .and_then(|s| s.into_iter().next())
+    };
+    facts.files = if access.cert_function {
+        match client.simple_query(FILES_QUERY).await {
+            Ok(messages) => match first(&messages).map(|r| parse_json::<Vec<Row>>(&r, "files")) {
+                Some(Ok(rows)) => FilesCheck::Content(
+                    rows.unwrap_or_default()
+                        .into_iter()
+                        .map(|row| OnDisk {
+                            certs: certificates(row.pem.as_deref()),
+                            setting: row.setting,
+                            path: row.path,
+                        })
+                        .collect(),
+                ),
+                Some(Err(e)) => FilesCheck::NotChecked(NotChecked::Failed(e)),
+                None => FilesCheck::NotChecked(NotChecked::Failed(AuditFailure::NoRow(
+                    "pg_tls_probe_certificates()",
+                ))),
+            },
+            Err(e) => FilesCheck::NotChecked(NotChecked::Failed(query_error(
+                "pg_tls_probe_certificates()",
+                &e,
+            ))),
+        }
+    } else {
+        match files_stat_allowed(access, version, &facts.settings) {
+            Err(reason) => FilesCheck::NotChecked(reason),
+            Ok(()) => match client.simple_query(TIMES_QUERY).await {
+                Ok(messages) => {
+                    match first(&messages).map(|r| parse_json::<Vec<FileTime>>(&r, "files")) {
+                        Some(Ok(times)) => FilesCheck::Times(times.unwrap_or_default()),
+                        Some(Err(e)) => FilesCheck::NotChecked(NotChecked::Failed(e)),
+                        None => FilesCheck::NotChecked(NotChecked::Failed(AuditFailure::NoRow(
+                            "pg_stat_file on the TLS files",
+                        ))),
+                    }
+                }
+                Err(e) => FilesCheck::NotChecked(NotChecked::Failed(query_error(
+                    "pg_stat_file on the TLS files",
+                    &e,
+                ))),
+            },
+        }
+    };
+}
+
+/// The certificates of a PEM text, described; Err says why there are none.
+fn certificates(pem: Option<&str>) -> Result<Vec<crate::facts::CertFacts>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = pem.ok_or("no such file")?;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|der| crate::certs::describe(&der))
+        .collect::<Result<_, _>>()?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in the file".into());
+    }
+    Ok(certs)
+}
+
+/// Whether pg_stat_file will reach every TLS file, as for hba_file.
+fn files_stat_allowed(
+    access: &AuditAccess,
+    version: i32,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<(), NotChecked> {
+    if access.superuser {
+        return Ok(());
+    }
+    if version < 110_000 || !access.stat_file {
+        return Err(NotChecked::NoFileAccess {
+            role: access.role.clone(),
+            database: access.database.clone(),
+        });
+    }
+    if access.read_server_files {
+        return Ok(());
+    }
+    let data = settings.get("data_directory").map(std::path::Path::new);
+    for name in TLS_FILES {
+        let Some(file) = settings.get(name).filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        let path = std::path::Path::new(file);
+        let inside = path.is_relative() || data.is_some_and(|d| path.starts_with(d));
+        if !inside {
+            return Err(NotChecked::FileOutsideDataDirectory {
+                file: file.clone(),
+                role: access.role.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Privileges, settings and TCP sessions in one statement and one row.
 /// pg_stat_gssapi exists from PostgreSQL 12: a GSSAPI-encrypted session is
 /// not plaintext, so it is told apart where the server can say. From
@@ -159,12 +292,16 @@ fn first_query(version: i32) -> String {
         .join(", ");
     format!(
         "SELECT quote_ident(current_user) AS role, \
+         quote_ident(current_database()) AS database, \
          current_setting('is_superuser') = 'on' AS superuser, \
          pg_has_role('pg_read_all_settings', 'USAGE') AS read_all_settings, \
          pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats, \
          has_table_privilege('pg_catalog.pg_hba_file_rules', 'SELECT') AS hba_select, \
          has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') AS hba_execute, \
          has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE') AS stat_file, \
+         (SELECT has_function_privilege(f.p, 'EXECUTE') FROM \
+          (SELECT to_regprocedure('public.pg_tls_probe_certificates()') AS p) f \
+          WHERE f.p IS NOT NULL) AS cert_function, \
          {read_server_files} AS read_server_files, \
          (SELECT json_object_agg(name, setting) FROM pg_catalog.pg_settings \
           WHERE name IN ({names}, 'data_directory')) AS settings, \
@@ -210,7 +347,10 @@ fn stat_allowed(
     let role = || access.role.clone();
     // Before 11 pg_stat_file has a hard-coded superuser check.
     if version < 110_000 || !access.stat_file {
-        return Err(NotChecked::NeedsStatFile { role: role() });
+        return Err(NotChecked::NeedsStatFile {
+            role: role(),
+            database: access.database.clone(),
+        });
     }
     let (Some(hba), Some(data)) = (settings.get("hba_file"), settings.get("data_directory")) else {
         return Err(NotChecked::HbaFileHidden { role: role() });
@@ -279,6 +419,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 fn read_first_row(row: &Row, facts: &mut AuditFacts) -> Result<(), AuditFailure> {
     facts.access = Some(AuditAccess {
         role: column(row, "role").unwrap_or("CURRENT_USER").to_string(),
+        database: column(row, "database")
+            .unwrap_or("<the probe's database>")
+            .to_string(),
         superuser: flag(row, "superuser"),
         read_all_settings: flag(row, "read_all_settings"),
         read_all_stats: flag(row, "read_all_stats"),
@@ -286,6 +429,7 @@ fn read_first_row(row: &Row, facts: &mut AuditFacts) -> Result<(), AuditFailure>
         hba_execute: flag(row, "hba_execute"),
         stat_file: flag(row, "stat_file"),
         read_server_files: flag(row, "read_server_files"),
+        cert_function: flag(row, "cert_function"),
     });
     facts.settings = parse_json(row, "settings")?.unwrap_or_default();
     facts.sessions = parse_json::<Vec<TcpSession>>(row, "sessions")?.unwrap_or_default();
@@ -404,6 +548,7 @@ mod tests {
     fn mtime_check_needs_privilege_and_a_reachable_file() {
         let mut access = AuditAccess {
             role: "mon".into(),
+            database: "app".into(),
             stat_file: true,
             ..AuditAccess::default()
         };
@@ -424,9 +569,9 @@ mod tests {
         let err = stat_allowed(&access, 150_000, &settings)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO mon")
-        );
+        assert!(err.contains(
+            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO mon; run in database app"
+        ));
     }
 
     #[test]

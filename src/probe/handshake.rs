@@ -15,9 +15,10 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use rustls::client::ResolvesClientCert;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_postgres::tls::{ChannelBinding, TlsConnect};
@@ -25,7 +26,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::wire::{self, Tap};
 use crate::conn::SslNegotiation;
-use crate::facts::{HandshakeFailure, IoFailure};
+use crate::facts::{ClientCertExchange, HandshakeFailure, IoFailure};
 use crate::tls::{self, Recorder};
 
 /// The IANA ALPN identifier PostgreSQL 17 registered for its protocol.
@@ -75,6 +76,57 @@ pub async fn connect(
     Ok(session)
 }
 
+/// Watches the client-certificate step of the handshake: whether the
+/// server asked (a CertificateRequest) and whether a certificate went back.
+/// With `send` false nothing is sent whatever is configured
+/// (`sslcertmode=disable`).
+#[derive(Debug)]
+struct CertRequestWatch {
+    inner: Arc<dyn ResolvesClientCert>,
+    send: bool,
+    seen: Arc<Mutex<ClientCertExchange>>,
+}
+
+impl ResolvesClientCert for CertRequestWatch {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let chosen = if self.send {
+            self.inner.resolve(root_hint_subjects, sigschemes)
+        } else {
+            None
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.requested = true;
+        // rustls sends the certificate only with a usable signature scheme.
+        seen.sent = chosen
+            .as_ref()
+            .is_some_and(|c| c.key.choose_scheme(sigschemes).is_some());
+        chosen
+    }
+
+    fn has_certs(&self) -> bool {
+        self.send && self.inner.has_certs()
+    }
+}
+
+/// Installs the watch on `config`; read the returned cell after the
+/// handshake.
+pub fn watch_client_cert(
+    config: &mut rustls::ClientConfig,
+    send: bool,
+) -> Arc<Mutex<ClientCertExchange>> {
+    let seen = Arc::new(Mutex::new(ClientCertExchange::default()));
+    config.client_auth_cert_resolver = Arc::new(CertRequestWatch {
+        inner: config.client_auth_cert_resolver.clone(),
+        send,
+        seen: seen.clone(),
+    });
+    seen
+}
+
 /// A TLS session the probe established, as tokio-postgres's stream type,
 /// with the wire tap (wire.rs) on both directions.
 pub struct Established {
@@ -83,10 +135,15 @@ pub struct Established {
 }
 
 impl Established {
-    pub fn new(tls: TlsStream<TcpStream>, recorder: wire::Recorder) -> Established {
+    pub fn new(
+        tls: TlsStream<TcpStream>,
+        recorder: wire::Recorder,
+        require_auth: Option<crate::conn::RequireAuth>,
+        plus: bool,
+    ) -> Established {
         Established {
             tls,
-            tap: Tap::new(recorder),
+            tap: Tap::new(recorder, require_auth, plus),
         }
     }
 }
@@ -132,7 +189,7 @@ impl AsyncRead for Established {
             Poll::Ready(Ok(())) => Poll::Ready(
                 this.tap
                     .read(&buf.filled()[before..])
-                    .map_err(|overrun| io::Error::new(io::ErrorKind::InvalidData, overrun)),
+                    .map_err(|stop| io::Error::new(io::ErrorKind::InvalidData, stop)),
             ),
             other => other,
         }

@@ -52,6 +52,8 @@ pub struct Endpoint {
     pub target: Target,
     pub trust: TrustStore,
     pub identity: Option<ClientIdentity>,
+    /// The client certificate's facts (its expiry is a finding).
+    pub client_cert: Option<crate::facts::CertFacts>,
 }
 
 /// What the verify-full session learns early, published for the other
@@ -100,7 +102,7 @@ impl Early {
     pub async fn handshake(&self) -> Option<Negotiated> {
         let mut rx = self.handshake.subscribe();
         let known = rx.wait_for(Option::is_some).await;
-        known.ok().and_then(|v| v.flatten())
+        known.ok().and_then(|v| v.clone().flatten())
     }
 
     /// Waits for the session's login.
@@ -179,6 +181,7 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
         Ok(Err(failure)) => {
             return unresolved(
                 checks,
+                endpoint,
                 started,
                 deadline,
                 now,
@@ -189,7 +192,7 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
             let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let stage = Stage::Resolve;
             let failure = SessionFailure::Timeout { stage, after_ms };
-            return unresolved(checks, started, deadline, now, failure);
+            return unresolved(checks, endpoint, started, deadline, now, failure);
         }
     };
     let ctx = ProbeCtx {
@@ -239,12 +242,14 @@ pub async fn run_all(checks: &Checks, endpoint: &Endpoint, deadline: Instant) ->
         queued_seconds: 0.0,
         now,
         scan,
+        client_cert: endpoint.client_cert.clone(),
     }
 }
 
 /// Every check stopped at name resolution, for the same reason.
 fn unresolved(
     checks: &Checks,
+    endpoint: &Endpoint,
     started: Instant,
     deadline: Instant,
     now: i64,
@@ -280,6 +285,7 @@ fn unresolved(
         scan: checks
             .scan
             .map(|level| ScanFacts::all_undecided(level, &undecided)),
+        client_cert: endpoint.client_cert.clone(),
     }
 }
 

@@ -25,6 +25,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::scan::{self, Offer};
 use super::ProbeCtx;
+use crate::conn::TlsRange;
 use crate::facts::{
     AttemptOutcome, HandshakeFailure, HandshakeProgress, Lacking, Negotiation, OpensslHello,
     ProbeLimit, Refusal, SessionFacts, SessionFailure, TlsVersion, Undecided,
@@ -32,8 +33,9 @@ use crate::facts::{
 use crate::tls;
 
 /// Whether the session's failure is a refusal of its ClientHello: an alert
-/// saying no suite, group or version fits (handshake_failure,
-/// insufficient_security, protocol_version), before any certificate.
+/// saying no suite or group fits (handshake_failure, insufficient_security),
+/// before any certificate. (A protocol_version alert is no such case: rustls
+/// offers the versions libpq's OpenSSL does, TLS 1.2 and 1.3.)
 pub(super) fn applies(facts: &SessionFacts, progress: HandshakeProgress) -> bool {
     use rustls::AlertDescription as A;
     let Some(SessionFailure::Handshake(HandshakeFailure::Tls(error))) = &facts.failure else {
@@ -42,15 +44,30 @@ pub(super) fn applies(facts: &SessionFacts, progress: HandshakeProgress) -> bool
     progress == HandshakeProgress::NotStarted
         && matches!(
             error,
-            rustls::Error::AlertReceived(
-                A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion
-            ) | rustls::Error::PeerIncompatible(_)
+            rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity)
+                | rustls::Error::PeerIncompatible(_)
         )
+}
+
+/// The versions libpq would offer: TLS 1.2 and 1.3 within
+/// `ssl_min_protocol_version`/`ssl_max_protocol_version`; None when the
+/// range holds neither.
+fn offer(range: &TlsRange) -> Option<Offer> {
+    let allows = |v: TlsVersion| v >= range.min && range.max.is_none_or(|max| v <= max);
+    match (allows(TlsVersion::Tls12), allows(TlsVersion::Tls13)) {
+        (true, true) => Some(Offer::Both),
+        (true, false) => Some(Offer::Tls12),
+        (false, true) => Some(Offer::Tls13),
+        (false, false) => None,
+    }
 }
 
 /// Asks, and records the answer and what follows from it in `facts`.
 pub(super) async fn diagnose(ctx: &ProbeCtx<'_>, facts: &mut SessionFacts) {
-    let flight = match scan::openssl_flight(ctx, Offer::Both).await {
+    let Some(offer) = offer(&ctx.target().tls_range) else {
+        return;
+    };
+    let flight = match scan::openssl_flight(ctx, offer).await {
         Ok(flight) => flight,
         Err(outcome) => {
             facts.openssl_hello = Some(match outcome {
@@ -144,6 +161,21 @@ mod tests {
             classes,
             cbc,
         }
+    }
+
+    /// libpq's own version range bounds what the second opinion offers.
+    #[test]
+    fn the_offer_keeps_to_the_targets_version_range() {
+        let range = |min, max| TlsRange { min, max };
+        let (v12, v13) = (TlsVersion::Tls12, TlsVersion::Tls13);
+        assert_eq!(offer(&range(v12, None)), Some(Offer::Both));
+        assert_eq!(offer(&range(TlsVersion::Tls10, None)), Some(Offer::Both));
+        assert_eq!(offer(&range(v12, Some(v12))), Some(Offer::Tls12));
+        assert_eq!(offer(&range(v13, None)), Some(Offer::Tls13));
+        assert_eq!(
+            offer(&range(TlsVersion::Tls10, Some(TlsVersion::Tls11))),
+            None
+        );
     }
 
     #[test]

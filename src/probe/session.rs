@@ -13,6 +13,7 @@
 //! query and the audit after it are bounded by the run's deadline.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -25,10 +26,11 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::handshake::{self, AlreadyEstablished, Established};
 use super::{connect_any, wire, EarlyGuard, ProbeCtx};
-use crate::conn::{ChannelBinding, SslNegotiation};
+use crate::conn::{ChannelBinding, SslCertMode, SslNegotiation, TargetSessionAttrs};
 use crate::facts::{
-    DirectTlsFacts, HandshakeProgress, InternalError, Negotiated, PgStatSsl, SessionFacts,
-    SessionFailure, SslRequestFailure, Stage, TlsVersion,
+    BackendClient, ClientCertExchange, DirectTlsFacts, HandshakeProgress, InternalError, IoFailure,
+    KeywordRefusal, Negotiated, PgStatSsl, SessionFacts, SessionFailure, SslRequestFailure, Stage,
+    TlsVersion,
 };
 use crate::tls::{self, Recorder};
 
@@ -36,9 +38,17 @@ use crate::tls::{self, Recorder};
 /// columns this version's pg_stat_ssl has (clientdn before 12, compression
 /// before 14), read by name; the simple protocol returns them as text, so a
 /// 20-byte client_serial stays exact. Our own row is always visible.
-const STAT_SSL_QUERY: &str =
-    "SELECT current_setting('server_version_num') AS server_version_num, s.* \
+/// The backend's own idea of its client (address and port, NULL over a
+/// Unix socket) comes along: when it is not the probe's end of the
+/// connection, a pooler or proxy sits in between and the row describes
+/// that link, not the probe's.
+const STAT_SSL_QUERY: &str = "SELECT current_setting('server_version_num') AS server_version_num, \
+     host(inet_client_addr()) AS backend_client_addr, \
+     inet_client_port() AS backend_client_port, s.* \
      FROM pg_stat_ssl s WHERE pid = pg_backend_pid()";
+
+/// Pgpool-II answers this itself; PostgreSQL would not know it.
+const POOL_VERSION_QUERY: &str = "SHOW pool_version";
 
 type Login = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
@@ -49,7 +59,7 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
     let endpoint = ctx.endpoint;
     let target = &endpoint.target;
     let mut facts = SessionFacts::default();
-    let (config, recorder) = match tls::client_config(
+    let (mut config, recorder) = match tls::client_config(
         &endpoint.trust,
         endpoint.identity.as_ref(),
         target.sslmode,
@@ -61,12 +71,32 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
             return facts;
         }
     };
+    let cert_exchange =
+        handshake::watch_client_cert(&mut config, target.sslcertmode != SslCertMode::Disable);
+    config.enable_sni = target.sslsni;
+    let keylog = target.sslkeylogfile.as_ref().map(|path| {
+        let log = Arc::new(KeyLogTo::new(path.clone()));
+        config.key_log = log.clone();
+        log
+    });
     let tap = wire::Recorder::default();
     let result = async {
-        let (client, connection) = login(ctx, config, &recorder, &tap, &mut facts).await?;
+        let (client, connection) =
+            login(ctx, config, &recorder, &tap, &cert_exchange, &mut facts).await?;
         facts.connect_seconds = Some(ctx.started.elapsed().as_secs_f64());
         ctx.early
             .publish_server_major(server_major(&tap.snapshot().parameters));
+        // libpq checks target_session_attrs right after login, and drops
+        // a session that does not match before the application sees it.
+        if let Err(failure) = ctx
+            .within_run(session_attrs(&client, &tap, target.target_session_attrs))
+            .await
+            .unwrap_or_else(|| Err(timed_out(ctx, Stage::Query)))
+        {
+            drop(client);
+            let _ = ctx.within_run(connection).await;
+            return Err(failure);
+        }
         let rows = ctx
             .within_run(client.simple_query(STAT_SSL_QUERY))
             .await
@@ -76,6 +106,18 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
                 detail: handshake::error_chain(&e),
             })?;
         let read = read_stat_ssl(&rows, &mut facts);
+        if read.is_ok() && !facts.link_is_ours() {
+            // Bounded like the query; an error only means "not Pgpool-II".
+            if let Some(Ok(rows)) = ctx
+                .within_run(client.simple_query(POOL_VERSION_QUERY))
+                .await
+            {
+                facts.pool_version = rows.iter().find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                    _ => None,
+                });
+            }
+        }
         // Only a verified, logged-in session reaches this point.
         if audit && read.is_ok() {
             facts.audit =
@@ -89,11 +131,25 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
         read
     }
     .await;
+    facts.keylog_failure = keylog.and_then(|log| log.failure());
     facts.wire = tap.snapshot();
-    // A bound the tap hit is why whatever failed failed.
-    facts.failure = match (result.err(), facts.wire.overrun) {
-        (Some(_), Some(overrun)) => Some(SessionFailure::Overrun(overrun)),
-        (failure, _) => failure,
+    facts.client_cert = *cert_exchange.lock().unwrap_or_else(|p| p.into_inner());
+    facts.auth = facts.wire.auth(facts.client_cert);
+    // A bound the tap hit, or require_auth's refusal, is why whatever
+    // failed failed.
+    facts.failure = match (result.err(), facts.wire.overrun, &facts.wire.refused) {
+        (Some(_), Some(overrun), _) => Some(SessionFailure::Overrun(overrun)),
+        (Some(_), None, Some(refusal)) => {
+            Some(SessionFailure::Refused(KeywordRefusal::RequireAuth {
+                requirement: target
+                    .require_auth
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                refusal: refusal.clone(),
+            }))
+        }
+        (failure, _, _) => failure,
     };
     facts.chain = recorder.facts();
     if super::openssl_hello::applies(&facts, recorder.progress()) {
@@ -126,12 +182,14 @@ async fn login(
     config: rustls::ClientConfig,
     recorder: &Recorder,
     tap: &wire::Recorder,
+    cert_exchange: &Mutex<ClientCertExchange>,
     facts: &mut SessionFacts,
 ) -> Result<Login, SessionFailure> {
     let target = ctx.target();
     let mut stream = step(ctx, Stage::TcpConnect, connect_any(&ctx.addrs))
         .await?
         .map_err(SessionFailure::Connect)?;
+    facts.local_addr = stream.local_addr().ok();
 
     if target.sslnegotiation == SslNegotiation::Postgres {
         step(ctx, Stage::SslRequest, ssl_request(&mut stream))
@@ -157,12 +215,21 @@ async fn login(
     };
     facts.negotiated = negotiated.as_ref().ok().and_then(|tls| {
         let conn = tls.get_ref().1;
+        let suite = conn.negotiated_cipher_suite()?.suite();
         Some(Negotiated {
             version: TlsVersion::from_wire(u16::from(conn.protocol_version()?))?,
-            suite: u16::from(conn.negotiated_cipher_suite()?.suite()),
+            suite: u16::from(suite),
+            cipher: suite
+                .as_str()
+                .map_or_else(|| format!("{suite:?}"), str::to_string),
+            group: conn.negotiated_key_exchange_group().map(|g| {
+                g.name()
+                    .as_str()
+                    .map_or_else(|| format!("{:?}", g.name()), str::to_string)
+            }),
         })
     });
-    ctx.early.publish_handshake(facts.negotiated);
+    ctx.early.publish_handshake(facts.negotiated.clone());
     if target.sslnegotiation == SslNegotiation::Direct {
         facts.direct_tls = Some(match &negotiated {
             Ok(_) => DirectTlsFacts::Negotiated,
@@ -173,12 +240,17 @@ async fn login(
             },
         });
     }
-    let session =
+    let mut session =
         negotiated.map_err(|failure| match (recorder.facts().libpq, recorder.limit()) {
             (Some(Err(problem)), _) => SessionFailure::Certificate(problem),
             (_, Some(limit)) => SessionFailure::ProbeLimit(limit),
             _ => SessionFailure::Handshake(failure),
         })?;
+    if let Some(refusal) = after_handshake(&session, target, cert_exchange) {
+        // As libpq: the TLS session ends before any protocol message.
+        let _ = step(ctx, Stage::TlsHandshake, session.shutdown()).await;
+        return Err(SessionFailure::Refused(refusal));
+    }
     let mut pg = tokio_postgres::Config::new();
     pg.host(&target.host)
         .port(target.port)
@@ -196,10 +268,19 @@ async fn login(
     if let Some(password) = &target.password {
         pg.password(password.0.as_bytes());
     }
+    if let Some(options) = &target.options {
+        pg.options(options);
+    }
+    let stream = Established::new(
+        session,
+        tap.clone(),
+        target.require_auth.clone(),
+        target.channel_binding != ChannelBinding::Disable,
+    );
     let (client, connection) = step(
         ctx,
         Stage::Authentication,
-        pg.connect_raw(Established::new(session, tap.clone()), AlreadyEstablished),
+        pg.connect_raw(stream, AlreadyEstablished),
     )
     .await?
     .map_err(|e| connect_failure(&e))?;
@@ -208,6 +289,136 @@ async fn login(
         let _ = connection.await;
     });
     Ok((client, connection))
+}
+
+/// libpq's checks once TLS is up and before the first protocol message:
+/// the negotiated version against `ssl_min_protocol_version` (rustls
+/// offers TLSv1.2 and TLSv1.3 and a server picks the highest it shares,
+/// so refusing a lower result here is libpq's verdict), and
+/// `sslcertmode=require` against the server's CertificateRequest.
+fn after_handshake(
+    session: &tokio_rustls::client::TlsStream<TcpStream>,
+    target: &crate::conn::Target,
+    cert_exchange: &Mutex<ClientCertExchange>,
+) -> Option<KeywordRefusal> {
+    let negotiated = session
+        .get_ref()
+        .1
+        .protocol_version()
+        .and_then(|v| TlsVersion::from_wire(u16::from(v)));
+    if let Some(version) = negotiated.filter(|v| *v < target.tls_range.min) {
+        return Some(KeywordRefusal::TlsVersion {
+            negotiated: version.name().to_string(),
+            minimum: target.tls_range.min,
+        });
+    }
+    let requested = cert_exchange
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .requested;
+    (target.sslcertmode == SslCertMode::Require && !requested)
+        .then_some(KeywordRefusal::CertificateNotRequested)
+}
+
+/// `target_session_attrs` as libpq 14+ checks it: from the
+/// `default_transaction_read_only` and `in_hot_standby` reports when the
+/// server sends them (PostgreSQL 14+), else by asking, as libpq asks.
+async fn session_attrs(
+    client: &tokio_postgres::Client,
+    tap: &wire::Recorder,
+    wanted: TargetSessionAttrs,
+) -> Result<(), SessionFailure> {
+    if wanted == TargetSessionAttrs::Any {
+        return Ok(());
+    }
+    let wire = tap.snapshot();
+    let reported = |name: &str| {
+        wire.parameters
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v == "on")
+    };
+    let ask = |sql: &'static str| async move {
+        let rows = client
+            .simple_query(sql)
+            .await
+            .map_err(|e| SessionFailure::Query {
+                sqlstate: e.code().map(|c| c.code().to_string()),
+                detail: handshake::error_chain(&e),
+            })?;
+        Ok::<bool, SessionFailure>(rows.iter().any(|m| match m {
+            SimpleQueryMessage::Row(row) => matches!(row.get(0), Some("on" | "t")),
+            _ => false,
+        }))
+    };
+    let hot_standby = reported("in_hot_standby");
+    let (read_only, hot_standby) = match wanted {
+        TargetSessionAttrs::ReadWrite | TargetSessionAttrs::ReadOnly => {
+            match (reported("default_transaction_read_only"), hot_standby) {
+                (Some(ro), Some(hs)) => (ro, hs),
+                // In hot standby transaction_read_only is on too.
+                _ => (ask("SHOW transaction_read_only").await?, false),
+            }
+        }
+        _ => match hot_standby {
+            Some(hs) => (false, hs),
+            None => (false, ask("SELECT pg_catalog.pg_is_in_recovery()").await?),
+        },
+    };
+    match wanted.refusal(read_only, hot_standby) {
+        Some(reason) => Err(SessionFailure::Refused(KeywordRefusal::SessionAttrs {
+            wanted,
+            reason,
+        })),
+        None => Ok(()),
+    }
+}
+
+/// `sslkeylogfile` (libpq 18): the session's TLS secrets appended to a
+/// file in the NSS key log format, created 0600, for decrypting a capture.
+/// As in libpq, a file that cannot be written does not stop the check;
+/// the failure is reported.
+#[derive(Debug)]
+struct KeyLogTo {
+    path: std::path::PathBuf,
+    failure: Mutex<Option<IoFailure>>,
+}
+
+impl KeyLogTo {
+    fn new(path: std::path::PathBuf) -> KeyLogTo {
+        KeyLogTo {
+            path,
+            failure: Mutex::new(None),
+        }
+    }
+
+    fn failure(&self) -> Option<(std::path::PathBuf, IoFailure)> {
+        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.clone().map(|f| (self.path.clone(), f))
+    }
+}
+
+impl rustls::KeyLog for KeyLogTo {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let line = format!(
+            "{label} {} {}\n",
+            crate::hex::lower(client_random, ""),
+            crate::hex::lower(secret, "")
+        );
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            failure.get_or_insert_with(|| (&e).into());
+        }
+    }
 }
 
 /// Sends the SSLRequest and reads the answer: 'S' lets TLS start. Also
@@ -285,9 +496,19 @@ fn read_stat_ssl(
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name(), row.get(i)));
-    let (version, stat) = parse_stat_ssl(columns);
+    let (version, stat) = parse_stat_ssl(columns.clone());
     facts.server_version_num = version;
     facts.pg_stat_ssl = Some(stat);
+    let value = |name: &str| {
+        columns
+            .clone()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v)
+    };
+    facts.backend_client = Some(BackendClient {
+        addr: value("backend_client_addr").and_then(|a| a.parse().ok()),
+        port: value("backend_client_port").and_then(|p| p.parse().ok()),
+    });
     Ok(())
 }
 

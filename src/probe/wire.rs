@@ -17,6 +17,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::conn::{AuthRefusal, RequireAuth};
+use crate::facts::auth_code as code;
 pub use crate::facts::{AuthRequestSeen, Overrun, WireRecord, MAX_MESSAGE, MAX_SESSION_BYTES};
 
 /// Bodies kept for the record: an authentication request's SASL list, a
@@ -134,81 +136,149 @@ impl Framer {
     }
 }
 
-/// Both directions' framing and the record they write.
+/// Why the tap ended the session: the read that carried it fails, so
+/// tokio-postgres never acts on (or answers) what it delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stop {
+    #[error(transparent)]
+    Overrun(#[from] Overrun),
+    /// `require_auth` refused an authentication request.
+    #[error("authentication method requirement failed: {}", .0.reason())]
+    Refused(AuthRefusal),
+}
+
+/// Both directions' framing, the record they write, and the
+/// `require_auth` rule checked on every authentication request.
 #[derive(Debug)]
 pub struct Tap {
     backend: Framer,
     frontend: Framer,
     recorder: Recorder,
+    require_auth: Option<RequireAuth>,
+    /// Channel binding is not disabled: which SCRAM mechanism the client
+    /// picks, for `require_auth`'s mechanism check.
+    plus: bool,
 }
 
 impl Tap {
-    pub fn new(recorder: Recorder) -> Tap {
+    pub fn new(recorder: Recorder, require_auth: Option<RequireAuth>, plus: bool) -> Tap {
         Tap {
             backend: Framer::new(false),
             frontend: Framer::new(true),
             recorder,
+            require_auth,
+            plus,
         }
     }
 
-    /// Bytes the server sent: framed, bounded, recorded.
-    pub fn read(&mut self, bytes: &[u8]) -> Result<(), Overrun> {
+    /// Bytes the server sent: framed, bounded, recorded, and each
+    /// authentication request checked against `require_auth` before the
+    /// client can answer it (libpq's check_expected_areq).
+    pub fn read(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         let recorder = self.recorder.clone();
         let mut record = recorder.lock();
+        if let Some(refusal) = &record.refused {
+            return Err(Stop::Refused(refusal.clone()));
+        }
         if record.overrun.is_some() {
-            return Err(record.overrun.unwrap_or(Overrun::Session));
+            return Err(record.overrun.unwrap_or(Overrun::Session).into());
         }
         record.bytes_read += bytes.len() as u64;
         if record.bytes_read > MAX_SESSION_BYTES {
             record.overrun = Some(Overrun::Session);
-            return Err(Overrun::Session);
+            return Err(Overrun::Session.into());
         }
+        let require = self.require_auth.as_ref();
+        let plus = self.plus;
         let result = self.backend.feed(
             bytes,
             MAX_MESSAGE,
             |tag| matches!(tag, b'R' | b'S'),
             |tag, body| match tag {
-                b'R' => record_auth(&mut record, body),
+                b'R' => {
+                    let request = record_auth(&mut record, body);
+                    if let (Some(rule), Some(request), None) = (require, request, &record.refused) {
+                        let finished = record.sasl_final || record.password_sent;
+                        let offered = record.auth_requests.last().map(|r| r.mechanisms.clone());
+                        let verdict =
+                            rule.check(request, finished)
+                                .and_then(|()| match (request, offered) {
+                                    (code::SASL, Some(offered)) => rule.check_sasl(&offered, plus),
+                                    _ => Ok(()),
+                                });
+                        if let Err(refusal) = verdict {
+                            record.refused = Some(refusal);
+                        }
+                    }
+                }
                 b'S' => record_parameter(&mut record, body),
                 _ => {}
             },
         );
         if let Err(overrun) = result {
             record.overrun = Some(overrun);
+            return Err(overrun.into());
         }
-        result
+        match &record.refused {
+            Some(refusal) => Err(Stop::Refused(refusal.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Bytes the client (tokio-postgres) sent: only the SASL mechanism it
-    /// chose is kept, from a SASLInitialResponse answering a SASL request.
-    /// A PasswordMessage (the same tag, after a cleartext or md5 request)
-    /// is never looked into.
+    /// chose and the GS2 header's channel-binding type are kept, from a
+    /// SASLInitialResponse answering a SASL request (neither is secret: the
+    /// rest of that message is a nonce). A PasswordMessage (the same tag,
+    /// after a cleartext or md5 request) is never looked into; that one
+    /// was sent is all that is kept.
     pub fn write(&mut self, bytes: &[u8]) {
         let recorder = self.recorder.clone();
         let mut record = recorder.lock();
-        let answering_sasl = record.auth_requests.last().is_some_and(|r| r.code == 10)
-            && record.sasl_mechanism.is_none();
+        let last = record.auth_requests.last().map(|r| r.code);
+        let answering_sasl = last == Some(code::SASL) && record.sasl_mechanism.is_none();
+        let answering_password = matches!(last, Some(code::CLEARTEXT | code::MD5));
         // Our own messages are well formed; no bound is needed here.
         let _ = self.frontend.feed(
             bytes,
             u32::MAX,
             |tag| tag == b'p' && answering_sasl,
             |tag, body| {
-                if tag == b'p' && answering_sasl && record.sasl_mechanism.is_none() {
-                    let name = body.split(|&b| b == 0).next().unwrap_or_default();
-                    record.sasl_mechanism = Some(String::from_utf8_lossy(name).into_owned());
+                if tag != b'p' {
+                    return;
+                }
+                if answering_password {
+                    record.password_sent = true;
+                }
+                if answering_sasl && record.sasl_mechanism.is_none() {
+                    let (mechanism, binding) = sasl_initial(body);
+                    record.sasl_mechanism = Some(mechanism);
+                    record.channel_binding = binding;
                 }
             },
         );
     }
 }
 
-fn record_auth(record: &mut WireRecord, body: &[u8]) {
-    let Some(code) = body.get(..4) else {
-        return;
-    };
-    let code = u32::from_be_bytes([code[0], code[1], code[2], code[3]]);
-    let mechanisms = if code == 10 {
+/// A SASLInitialResponse: the mechanism name, then (after a 4-byte
+/// length) the client-first-message, whose GS2 header says whether and how
+/// the exchange is bound to TLS: `p=<type>,` (bound), `y,` or `n,` (not).
+fn sasl_initial(body: &[u8]) -> (String, Option<String>) {
+    let mut parts = body.splitn(2, |&b| b == 0);
+    let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    let binding = parts
+        .next()
+        .and_then(|rest| rest.get(4..))
+        .and_then(|first| first.strip_prefix(b"p="))
+        .and_then(|p| p.split(|&b| b == b',').next())
+        .map(|t| String::from_utf8_lossy(t).into_owned());
+    (name, binding)
+}
+
+/// Records one authentication request; returns its code.
+fn record_auth(record: &mut WireRecord, body: &[u8]) -> Option<u32> {
+    let head = body.get(..4)?;
+    let request = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let mechanisms = if request == code::SASL {
         body[4..]
             .split(|&b| b == 0)
             .take_while(|m| !m.is_empty())
@@ -217,12 +287,17 @@ fn record_auth(record: &mut WireRecord, body: &[u8]) {
     } else {
         Vec::new()
     };
-    // SASLContinue (11) and SASLFinal (12) are steps of one exchange.
-    if !matches!(code, 11 | 12) {
-        record
-            .auth_requests
-            .push(AuthRequestSeen { code, mechanisms });
+    if request == code::SASL_FINAL {
+        record.sasl_final = true;
     }
+    // SASLContinue (11) and SASLFinal (12) are steps of one exchange.
+    if !matches!(request, code::SASL_CONTINUE | code::SASL_FINAL) {
+        record.auth_requests.push(AuthRequestSeen {
+            code: request,
+            mechanisms,
+        });
+    }
+    Some(request)
 }
 
 fn record_parameter(record: &mut WireRecord, body: &[u8]) {
@@ -263,10 +338,13 @@ mod tests {
         backend.extend(message(b'Z', b"I"));
         let mut startup = 12u32.to_be_bytes().to_vec();
         startup.extend_from_slice(&[0, 3, 0, 0, 0, 0, 0, 0]);
-        let initial = message(b'p', b"SCRAM-SHA-256-PLUS\0\0\0\0\x05n,,x=");
+        let initial = message(
+            b'p',
+            b"SCRAM-SHA-256-PLUS\0\0\0\0\x20p=tls-server-end-point,,n=,r=abc",
+        );
         for chunk in [1, 3, backend.len()] {
             let recorder = Recorder::default();
-            let mut tap = Tap::new(recorder.clone());
+            let mut tap = Tap::new(recorder.clone(), None, true);
             tap.write(&startup);
             let (first, rest) = backend.split_at(offer_len);
             for piece in first.chunks(chunk) {
@@ -292,6 +370,11 @@ mod tests {
             );
             assert_eq!(record.sasl_mechanism.as_deref(), Some("SCRAM-SHA-256-PLUS"));
             assert_eq!(
+                record.channel_binding.as_deref(),
+                Some("tls-server-end-point")
+            );
+            assert!(record.sasl_final && !record.password_sent);
+            assert_eq!(
                 record.parameters,
                 [("server_version".to_string(), "15.18".to_string())]
             );
@@ -304,7 +387,7 @@ mod tests {
     #[test]
     fn a_password_message_is_not_kept() {
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone());
+        let mut tap = Tap::new(recorder.clone(), None, true);
         tap.write(
             &8u32
                 .to_be_bytes()
@@ -318,26 +401,27 @@ mod tests {
         let record = recorder.snapshot();
         assert_eq!(record.auth_requests[0].code, 3);
         assert_eq!(record.sasl_mechanism, None);
+        assert!(record.password_sent);
         assert!(!format!("{record:?}").contains("s3cret"));
     }
 
     #[test]
     fn an_absurd_length_or_an_endless_stream_ends_the_session() {
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone());
+        let mut tap = Tap::new(recorder.clone(), None, true);
         let huge = [b'D', 0x7f, 0xff, 0xff, 0xff];
         assert_eq!(
             tap.read(&huge),
-            Err(Overrun::Message {
+            Err(Stop::Overrun(Overrun::Message {
                 tag: b'D',
                 announced: 0x7fff_ffff
-            })
+            }))
         );
         assert!(tap.read(b"more").is_err(), "stays ended");
         assert!(recorder.snapshot().overrun.is_some());
 
         let recorder = Recorder::default();
-        let mut tap = Tap::new(recorder.clone());
+        let mut tap = Tap::new(recorder.clone(), None, true);
         let row = message(b'D', &vec![b'x'; 1024 * 1024 - 5]);
         let mut fed = 0u64;
         let ended = loop {
@@ -346,7 +430,51 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(ended, Overrun::Session);
+        assert_eq!(ended, Stop::Overrun(Overrun::Session));
         assert!(fed <= MAX_SESSION_BYTES);
+    }
+
+    /// require_auth=md5 against a SCRAM server: the SASL request is refused
+    /// in the read that carries it, so the client never answers it.
+    #[test]
+    fn require_auth_refuses_before_the_client_answers() {
+        let recorder = Recorder::default();
+        let rule = RequireAuth::parse("md5").unwrap();
+        let mut tap = Tap::new(recorder.clone(), rule, true);
+        let offer = message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0");
+        assert_eq!(
+            tap.read(&offer),
+            Err(Stop::Refused(AuthRefusal::Requested(code::SASL)))
+        );
+        assert!(tap.read(b"more").is_err(), "stays refused");
+        assert_eq!(
+            recorder.snapshot().refused,
+            Some(AuthRefusal::Requested(code::SASL))
+        );
+
+        // Trust when a password was required: refused at AuthenticationOk.
+        let recorder = Recorder::default();
+        let mut tap = Tap::new(
+            recorder.clone(),
+            RequireAuth::parse("scram-sha-256").unwrap(),
+            true,
+        );
+        assert_eq!(
+            tap.read(&message(b'R', b"\0\0\0\0")),
+            Err(Stop::Refused(AuthRefusal::NotCompleted))
+        );
+
+        // A completed SCRAM exchange passes.
+        let recorder = Recorder::default();
+        let mut tap = Tap::new(
+            recorder.clone(),
+            RequireAuth::parse("scram-sha-256").unwrap(),
+            true,
+        );
+        tap.read(&message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"))
+            .unwrap();
+        tap.read(&message(b'R', b"\0\0\0\x0cv=proof")).unwrap();
+        tap.read(&message(b'R', b"\0\0\0\0")).unwrap();
+        assert_eq!(recorder.snapshot().refused, None);
     }
 }

@@ -130,11 +130,13 @@ fn leaf_labels(leaf: &CertFacts) -> Labels {
 
 fn session(m: &mut Metrics, facts: &crate::facts::Facts) {
     let session = &facts.session;
+    // The probe's own handshake: behind a pooler, pg_stat_ssl describes
+    // the pooler's link to the server, not the one clients use.
     let version = session
-        .pg_stat_ssl
+        .negotiated
         .as_ref()
-        .and_then(|s| s.version.clone())
-        .or_else(|| session.negotiated.map(|n| n.version.name().to_string()));
+        .map(|n| n.version.name().to_string())
+        .or_else(|| session.pg_stat_ssl.as_ref().and_then(|s| s.version.clone()));
     if let Some(version) = version {
         // blackbox_exporter's spelling ("TLS 1.3"), from PostgreSQL's ("TLSv1.3").
         let blackbox = match version.as_str() {

@@ -82,8 +82,16 @@ pub fn summary(report: &Report) -> String {
 fn ok_summary(report: &Report) -> Option<String> {
     let facts = report.facts.as_ref()?;
     let target = report.target.as_ref()?;
-    let version = facts.session.pg_stat_ssl.as_ref()?.version.clone()?;
-    let mut parts = vec![format!("{}:{} {version}", target.host, target.port)];
+    // The probe's own TLS: behind a pooler pg_stat_ssl is the pooler's link.
+    let version = match (&facts.session.negotiated, &report.pooler) {
+        (Some(n), _) => n.version.name().to_string(),
+        (None, None) => facts.session.pg_stat_ssl.as_ref()?.version.clone()?,
+        (None, Some(_)) => return None,
+    };
+    let via = report.pooler.as_ref().map_or_else(String::new, |p| {
+        format!(" via {}", p.name.as_deref().unwrap_or("a pooler"))
+    });
+    let mut parts = vec![format!("{}:{} {version}{via}", target.host, target.port)];
     if let Some(e) = &report.expiry {
         parts.push(format!("{} expires in {} days", e.role.name(), e.days_left));
     }
@@ -112,6 +120,7 @@ OK certificate: chains to CN=PostgreSQL CA, name localhost matches
 OK certificate_expiry: leaf CN=localhost expires in 365 days (2028-01-15)
 OK strict_clients: strict verifiers (webpki) accept the certificate too
 OK tls_session: TLSv1.3 TLS_AES_256_GCM_SHA384 256 bits
+OK authentication: SCRAM-SHA-256-PLUS (channel binding tls-server-end-point)
 OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hba.conf entry)
 ";
         assert_eq!(render(&report, Format::Nagios), want);
@@ -236,6 +245,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         facts.session.audit = Some(AuditFacts {
             access: Some(AuditAccess {
                 role: "probe".into(),
+                database: "postgres".into(),
                 read_all_settings: true,
                 read_all_stats: true,
                 ..AuditAccess::default()
@@ -256,7 +266,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
             "{first}"
         );
         assert!(nagios.contains("\nOK audit_settings: "), "{nagios}");
-        assert!(nagios.contains("\nUNKNOWN audit_hba: pg_hba_file_rules not readable by probe: GRANT SELECT ON pg_catalog.pg_hba_file_rules TO probe; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO probe;\n"), "{nagios}");
+        assert!(nagios.contains("\nUNKNOWN audit_hba: pg_hba_file_rules not readable by probe: GRANT SELECT ON pg_catalog.pg_hba_file_rules TO probe; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO probe; (run in database postgres: privileges on catalog views and functions are per database)\n"), "{nagios}");
         assert!(nagios.contains("\nCRITICAL audit_sessions replication repl [walsender] from 10.0.0.9 (pid 42, database -, application_name \"walreceiver\") without TLS\n"), "{nagios}");
         let doc: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
         assert_eq!(doc["audit"]["sessions"]["plaintext"], 1);
@@ -288,6 +298,7 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         facts.session.audit = Some(AuditFacts {
             access: Some(AuditAccess {
                 role: "probe".into(),
+                database: "postgres".into(),
                 read_all_settings: true,
                 read_all_stats: true,
                 ..AuditAccess::default()

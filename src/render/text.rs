@@ -58,6 +58,27 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    if let Some(n) = &facts.session.negotiated {
+        let _ = writeln!(out, "\nhandshake (the probe's own TLS session):");
+        let _ = writeln!(out, "  version   {}", n.version.name());
+        let _ = writeln!(out, "  cipher    {}", one_line(&n.cipher));
+    }
+    if let Some(a) = &facts.session.auth {
+        let _ = writeln!(out, "\nauthentication (observed on the wire):");
+        let _ = writeln!(out, "  method    {}", one_line(&a.method.to_string()));
+        if !a.offered.is_empty() {
+            let _ = writeln!(out, "  offered   {}", one_line(&a.offered.join(", ")));
+        }
+        let cert = match (a.client_cert.requested, a.client_cert.sent) {
+            (_, true) => "sent",
+            (true, false) => "requested by the server, none sent",
+            (false, false) => "not requested",
+        };
+        let _ = writeln!(out, "  client certificate {cert}");
+        if !a.completed {
+            let _ = writeln!(out, "  (not completed)");
+        }
+    }
     let chain = &facts.session.chain;
     for (i, cert) in chain.presented.iter().enumerate() {
         let role = format!("{} (sent by the server)", presented_role(i, cert).name());

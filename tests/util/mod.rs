@@ -2,15 +2,17 @@
 //! and checks its JSON report.
 //!
 //! `pki` makes certificates, `pg` runs real servers, `fake` runs peers that
-//! only pretend to be servers. [`Probe`] runs `pg-tls-probe --format json`
+//! only pretend to be servers, `libpq` asks libpq 17/18 for its verdict. [`Probe`] runs `pg-tls-probe --format json`
 //! with nothing from the caller's environment but `PATH` (and a fresh
 //! `HOME`, so no real `~/.pgpass` leaks in) plus the libpq variables a test
 //! sets; [`Outcome`] asserts on the result and, on failure, prints
 //! everything the binary said.
 
 pub mod fake;
+pub mod libpq;
 pub mod pg;
 pub mod pki;
+pub mod pooler;
 pub mod serve;
 
 use std::io::Read;
@@ -48,6 +50,13 @@ const LIBPQ_VARS: &[&str] = &[
     "PGSYSCONFDIR",
     "PGSSLCRL",
     "PGSSLCRLDIR",
+    "PGREQUIREAUTH",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGSSLCERTMODE",
+    "PGTARGETSESSIONATTRS",
+    "PGCHANNELBINDING",
+    "PGOPTIONS",
     // Not libpq's own, but OpenSSL's, which libpq 16+ honours for
     // sslrootcert=system: passed only where a test sets them.
     "SSL_CERT_FILE",

@@ -235,7 +235,7 @@ fn run_as() -> Option<(u32, u32)> {
 }
 
 /// A command run as the server's owner.
-fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     if let Some((uid, gid)) = run_as() {
         cmd.uid(uid).gid(gid);
@@ -245,7 +245,7 @@ fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Gives a path to the server's owner (no-op when not root).
-fn give(path: &Path) {
+pub fn give(path: &Path) {
     if let Some((uid, gid)) = run_as() {
         chown(path, Some(uid), Some(gid))
             .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -253,7 +253,7 @@ fn give(path: &Path) {
 }
 
 #[track_caller]
-fn run(cmd: &mut Command, what: &str) -> Output {
+pub fn run(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
@@ -571,6 +571,11 @@ impl Server {
         Some(server)
     }
 
+    /// The directory of this server's Unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.path("s")
+    }
+
     /// A conninfo reaching this server as `user` over its Unix socket.
     pub fn socket_conninfo(&self, user: &str) -> String {
         format!(
@@ -879,10 +884,7 @@ impl Server {
     /// same step as the configuration, before it accepts the next
     /// connection, so every connection after this sees the new certificate.
     pub fn replace_tls(&self, tls: &ServerTls) {
-        let ssl = self.path("ssl");
-        write_file(&ssl.join("server.crt"), &tls.cert_chain_pem, 0o644, true);
-        write_file(&ssl.join("server.key"), &tls.key_pem, 0o600, true);
-        write_file(&ssl.join("ca.crt"), &tls.ca_pem, 0o644, true);
+        self.write_tls(tls, None);
         let before = self.psql("SELECT pg_conf_load_time()");
         self.psql("SELECT pg_reload_conf()");
         self.poll("SELECT pg_conf_load_time()", |now| now != before);
@@ -903,6 +905,29 @@ impl Server {
             self.psql(&format!("ALTER SYSTEM SET {setting}"));
         }
         self.replace_tls(tls);
+    }
+
+    /// Writes `tls` over the server's files without reloading: what a
+    /// renewal job that forgets the reload leaves behind. With `mtime`,
+    /// the files are dated then (pg_stat_file reports whole seconds, so a
+    /// test can put them after the last load without sleeping).
+    pub fn write_tls(&self, tls: &ServerTls, mtime: Option<std::time::SystemTime>) {
+        let ssl = self.path("ssl");
+        for (name, text, mode) in [
+            ("server.crt", &tls.cert_chain_pem, 0o644),
+            ("server.key", &tls.key_pem, 0o600),
+            ("ca.crt", &tls.ca_pem, 0o644),
+        ] {
+            let path = ssl.join(name);
+            write_file(&path, text, mode, true);
+            if let Some(mtime) = mtime {
+                fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(mtime))
+                    .unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
+            }
+        }
     }
 
     /// Replaces pg_hba.conf without reloading and sets its mtime, so a test

@@ -116,6 +116,11 @@ impl Ca {
     /// A client certificate whose CN is the PostgreSQL role name, which is
     /// what `clientcert=verify-full` and the `cert` method compare.
     pub fn client(&self, role: &str) -> Issued {
+        self.client_valid(role, Validity::normal())
+    }
+
+    /// [`Ca::client`] valid over `validity`.
+    pub fn client_valid(&self, role: &str, validity: Validity) -> Issued {
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, role);
@@ -123,7 +128,6 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        let validity = Validity::normal();
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
         self.issue(params)

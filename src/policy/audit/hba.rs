@@ -63,9 +63,10 @@ pub(super) fn judge(
                     ));
                 }
                 format!(
-                    "pg_hba_file_rules not readable by {}: {}",
+                    "pg_hba_file_rules not readable by {}: {} (run in database {}: privileges on catalog views and functions are per database)",
                     access.role,
-                    grants.join(" ")
+                    grants.join(" "),
+                    access.database
                 )
             }
         };
@@ -96,19 +97,41 @@ pub(super) fn judge(
         })
         .collect();
     let catch_all = catch_all(&hba.rules);
+    // A connection no rule matches is refused, so a missing catch-all is a
+    // hole only where some rule lets that family in without TLS; that
+    // rule is a finding of its own, and the missing line is named beside it.
     for (found, family, recipe) in [
-        (catch_all.ipv4, "IPv4", RECIPE_REJECT_V4),
-        (catch_all.ipv6, "IPv6", RECIPE_REJECT_V6),
+        (catch_all.ipv4, Family::V4, RECIPE_REJECT_V4),
+        (catch_all.ipv6, Family::V6, RECIPE_REJECT_V6),
     ] {
-        if found.is_none() {
-            findings.push(RuleFinding {
-                file: default_file.clone(),
-                line: None,
-                status: Status::Warning,
-                reason: format!("no final catch-all reject for {family} (recipe line `{recipe}`): nothing but the absence of a matching rule keeps other non-TLS connections out"),
-                rule: Some(recipe.to_string()),
-            });
+        if found.is_some() {
+            continue;
         }
+        let openers: Vec<i32> = hba
+            .rules
+            .iter()
+            .filter(|r| admits_plaintext(r, family))
+            .filter_map(|r| r.line_number)
+            .collect();
+        if openers.is_empty() {
+            continue;
+        }
+        let lines = openers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        findings.push(RuleFinding {
+            file: default_file.clone(),
+            line: None,
+            status: Status::Warning,
+            reason: format!(
+                "no final catch-all reject for {} (recipe line `{recipe}`), and line(s) {lines} let {} connections in without TLS",
+                family.name(),
+                family.name()
+            ),
+            rule: Some(recipe.to_string()),
+        });
     }
     let has_errors = hba.rules.iter().any(unparsed);
     let pending = matches!(hba.reload, ReloadCheck::Checked { pending: true, .. });
@@ -162,11 +185,17 @@ pub(super) fn judge(
         parts.push("PostgreSQL does not load a pg_hba.conf with errors: the server still runs the rules it loaded before, which pg_hba_file_rules does not show".into());
     }
     let summary = if parts.is_empty() {
+        let at = |line: Option<i32>, family: &str| {
+            match line {
+            Some(line) => format!("line {line} ({family})"),
+            None => format!("none for {family} (not needed: no rule lets {family} in without TLS, and a connection no rule matches is refused)"),
+        }
+        };
         format!(
-            "{} rules in {default_file}: none lets a connection in without TLS; catch-all reject at lines {} (IPv4) and {} (IPv6)",
+            "{} rules in {default_file}: none lets a connection in without TLS; catch-all reject: {}, {}",
             hba.rules.len(),
-            catch_all.ipv4.unwrap_or_default(),
-            catch_all.ipv6.unwrap_or_default()
+            at(catch_all.ipv4, "IPv4"),
+            at(catch_all.ipv6, "IPv6")
         )
     } else {
         parts.join("; ")
@@ -258,6 +287,43 @@ fn judge_rule(rule: &HbaRule) -> Option<(Status, String)> {
         );
     }
     (status != Status::Ok).then(|| (status, reasons.join("; ")))
+}
+
+/// An address family, for the catch-all reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// Whether `rule` can let a connection of `family` in without any
+/// encryption: a non-`reject` `host`, `hostnossl` or `hostnogssenc` rule
+/// whose address may be of that family (`all`, `samehost`, `samenet` and
+/// host names may be either).
+fn admits_plaintext(rule: &HbaRule, family: Family) -> bool {
+    if unparsed(rule)
+        || !matches!(
+            rule.kind.as_deref(),
+            Some("host" | "hostnossl" | "hostnogssenc")
+        )
+        || rule.auth_method.as_deref() == Some("reject")
+    {
+        return false;
+    }
+    match rule.address.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(IpAddr::V4(_))) => family == Family::V4,
+        Some(Ok(IpAddr::V6(_))) => family == Family::V6,
+        _ => true,
+    }
 }
 
 /// Lines of `host`/`hostnossl all all <everything> reject` per family.
@@ -445,10 +511,61 @@ mod tests {
         assert_eq!((catch_all.ipv4, catch_all.ipv6), (Some(7), Some(7)));
         assert_eq!(report.checks[1].status, Status::Ok);
         facts.hba.as_mut().unwrap().rules.pop();
+        // No catch-all, but nothing to catch: connections no rule matches
+        // are refused anyway.
+        let report = evaluate(&facts, &[]);
+        assert_eq!(report.checks[1].status, Status::Ok);
+        assert!(report.hba_rules.is_empty());
+        assert!(
+            report.checks[1]
+                .summary
+                .contains("none for IPv6 (not needed"),
+            "{}",
+            report.checks[1].summary
+        );
+        // A rule that lets IPv6 in without TLS makes the missing line matter.
+        let hba = facts.hba.as_mut().unwrap();
+        hba.rules
+            .push(rule(8, "host all all ::1/128 scram-sha-256"));
         let report = evaluate(&facts, &[]);
         assert_eq!(report.checks[1].status, Status::Warning);
-        assert_eq!(report.hba_rules.len(), 2);
-        assert!(report.hba_rules.iter().all(|f| f.line.is_none()));
+        let missing: Vec<_> = report
+            .hba_rules
+            .iter()
+            .filter(|f| f.line.is_none())
+            .collect();
+        assert_eq!(missing.len(), 2, "{:?}", report.hba_rules);
+        assert!(
+            missing[1].reason.contains("line(s) 8 let IPv6"),
+            "{:?}",
+            missing[1]
+        );
+    }
+
+    /// The article's pg_hba.conf lines exactly as the seed prints them
+    /// (IPv4 only): clean, the missing IPv6 catch-all only information.
+    #[test]
+    fn the_articles_own_lines_audit_clean() {
+        let lines = crate::fixtures::audit::article_hba_lines();
+        let mut facts = article();
+        facts.hba.as_mut().unwrap().rules = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| rule(i as i32 + 2, l))
+            .collect();
+        let report = evaluate(&facts, &[]);
+        assert_eq!(
+            report.checks[1].status,
+            Status::Ok,
+            "{:?}",
+            report.checks[1]
+        );
+        assert!(report.hba_rules.is_empty(), "{:?}", report.hba_rules);
+        let hba = report.hba.unwrap();
+        assert_eq!(
+            (hba.catch_all_reject.ipv4, hba.catch_all_reject.ipv6),
+            (Some(3), None)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! recipe line they break, so the fix is in the message.
 
 pub mod hba;
+pub mod rotation;
 pub mod sessions;
 pub mod settings;
 
@@ -37,6 +38,9 @@ pub struct AuditReport {
     pub hba_rules: Vec<RuleFinding>,
     pub hba: Option<HbaReport>,
     pub sessions: Option<SessionsReport>,
+    /// Served versus on-disk certificates and settings versus the running
+    /// TLS (set by `policy::evaluate`, which has the session's facts).
+    pub rotation: Option<rotation::RotationReport>,
     /// Why the audit could not run at all.
     pub failure: Option<String>,
 }
@@ -56,6 +60,7 @@ pub fn evaluate(facts: &AuditFacts, allow: &[Cidr]) -> AuditReport {
             hba_rules: Vec::new(),
             hba: None,
             sessions: None,
+            rotation: None,
             failure: Some(reason),
         };
     };
@@ -68,6 +73,7 @@ pub fn evaluate(facts: &AuditFacts, allow: &[Cidr]) -> AuditReport {
         hba_rules,
         hba,
         sessions,
+        rotation: None,
         failure: None,
     }
 }

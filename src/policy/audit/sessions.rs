@@ -44,7 +44,7 @@ pub(super) fn judge(
                 Check::AuditSessions,
                 Status::Unknown,
                 format!(
-                    "other roles' sessions are hidden from {role}: GRANT pg_monitor TO {role};",
+                    "other roles' sessions are hidden from {role}: GRANT pg_monitor TO {role}; (in any database: role membership is cluster-wide)",
                     role = access.role
                 ),
             ),

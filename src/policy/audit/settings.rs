@@ -85,7 +85,7 @@ pub(super) fn judge(facts: &AuditFacts, access: &AuditAccess) -> (Finding, Optio
             .collect();
         status = status.max(Status::Unknown);
         parts.push(format!(
-            "{} not visible to {role}: GRANT pg_monitor TO {role};",
+            "{} not visible to {role}: GRANT pg_monitor TO {role}; (in any database: role membership is cluster-wide)",
             hidden.join(", "),
             role = access.role
         ));

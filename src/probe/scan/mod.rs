@@ -341,7 +341,9 @@ pub(super) async fn openssl_flight(
     else {
         return Err(undecided(Undecided::Internal(InternalError::NoRandom)));
     };
-    let bytes = hello::openssl_client_hello(offer, sni(ctx).as_deref(), alpn(ctx), random, share)
+    // As libpq sends it: no SNI with sslsni=0.
+    let name = sni(ctx).filter(|_| ctx.target().sslsni);
+    let bytes = hello::openssl_client_hello(offer, name.as_deref(), alpn(ctx), random, share)
         .map_err(|e| undecided(Undecided::Internal(e)))?;
     let reply = answer(ctx, async {
         if let Err(e) = stream.write_all(&bytes).await {

@@ -66,6 +66,7 @@ fn golden_critical() {
     facts.session.pg_stat_ssl = None;
     facts.session.server_version_num = None;
     facts.session.connect_seconds = None;
+    facts.session.auth = None;
     facts.session.failure = Some(SessionFailure::Certificate(problem));
     facts.plaintext.as_mut().unwrap().outcome = PlaintextOutcome::AuthRequested {
         method: AuthRequest::Sasl,

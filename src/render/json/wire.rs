@@ -10,9 +10,9 @@ use serde::Serialize;
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::audit::{ReloadCheck, TcpSession};
 use crate::facts::{
-    group_name, suite_name, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts,
-    OpensslHello, PgStatSsl, PlaintextOutcome, ScanLevel, SessionFailure, SslRequestFailure, Stage,
-    SystemStore,
+    group_name, suite_name, AuthMethod, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts,
+    OpensslHello, PgStatSsl, PlaintextOutcome, ScanLevel, SessionAuth, SessionFailure,
+    SslRequestFailure, Stage, SystemStore,
 };
 use crate::policy::audit::{
     AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
@@ -20,6 +20,7 @@ use crate::policy::audit::{
 };
 use crate::policy::direct::DirectTlsReport;
 use crate::policy::fleet::FleetReport;
+use crate::policy::pooler::{Link, PoolerReport};
 use crate::policy::scan::{CipherReport, ScanReport, VersionReport};
 use crate::policy::{describe_handshake, Expiry, Finding, Report, Status};
 
@@ -32,6 +33,7 @@ pub struct Document {
     pub target: Option<TargetJson>,
     pub checks: Vec<CheckJson>,
     pub tls: Option<TlsJson>,
+    pub auth: Option<AuthJson>,
     pub certificate: Option<CertificateJson>,
     pub plaintext: Option<PlaintextJson>,
     pub direct_tls: Option<DirectTlsJson>,
@@ -39,6 +41,8 @@ pub struct Document {
     pub timings: Option<TimingsJson>,
     pub scan: Option<ScanJson>,
     pub audit: Option<AuditJson>,
+    pub handshake: Option<HandshakeJson>,
+    pub pooler: Option<PoolerJson>,
     pub openssl_hello: Option<OpensslHelloJson>,
 }
 
@@ -53,6 +57,7 @@ impl Document {
             target: target.map(TargetJson::new),
             checks: report.findings.iter().map(CheckJson::new).collect(),
             tls: facts.and_then(TlsJson::new),
+            auth: facts.and_then(|f| f.session.auth.as_ref().map(AuthJson::new)),
             certificate: facts.and_then(|f| CertificateJson::new(&f.session.chain, f.now, report)),
             plaintext: facts.and_then(|f| {
                 f.plaintext.as_ref().map(|p| PlaintextJson {
@@ -68,6 +73,13 @@ impl Document {
             timings: facts.map(TimingsJson::new),
             scan: report.scan.as_ref().map(ScanJson::new),
             audit: report.audit.as_ref().map(AuditJson::new),
+            handshake: facts.and_then(|f| {
+                f.session.negotiated.as_ref().map(|n| HandshakeJson {
+                    version: n.version.name(),
+                    cipher: n.cipher.clone(),
+                })
+            }),
+            pooler: report.pooler.as_ref().map(PoolerJson::new),
             openssl_hello: facts
                 .and_then(|f| f.session.openssl_hello.as_ref())
                 .map(OpensslHelloJson::new),
@@ -273,6 +285,76 @@ impl TlsJson {
             issuer_dn: s.issuer_dn.clone(),
             server_version_num: facts.session.server_version_num,
         })
+    }
+}
+
+/// The probe's own TLS session: what a client of this endpoint gets,
+/// whoever answered (PostgreSQL, or a pooler in front of it).
+#[derive(Debug, Serialize)]
+pub struct HandshakeJson {
+    pub version: &'static str,
+    pub cipher: String,
+}
+
+/// A pooler or proxy between the probe and PostgreSQL.
+#[derive(Debug, Serialize)]
+pub struct PoolerJson {
+    /// "PgBouncer", "Pgpool-II <version>", or null when it did not say.
+    pub name: Option<String>,
+    /// `unix_socket` or `tcp`: the pooler's link to PostgreSQL.
+    pub link: &'static str,
+    /// The pooler's address as PostgreSQL sees it (tcp only).
+    pub link_from: Option<String>,
+    /// pg_stat_ssl's protocol on that link, null without TLS.
+    pub link_tls: Option<String>,
+    pub status: &'static str,
+}
+
+impl PoolerJson {
+    fn new(p: &PoolerReport) -> PoolerJson {
+        let (link, link_from, link_tls) = match &p.link {
+            Link::UnixSocket => ("unix_socket", None, None),
+            Link::Tcp { from, tls } => ("tcp", Some(from.to_string()), tls.clone()),
+        };
+        PoolerJson {
+            name: p.name.clone(),
+            link,
+            link_from,
+            link_tls,
+            status: status(p.finding.status),
+        }
+    }
+}
+
+/// How the session authenticated, as seen on the wire.
+#[derive(Debug, Serialize)]
+pub struct AuthJson {
+    /// `trust`, `certificate`, `password`, `md5`, `scram-sha-256`,
+    /// `scram-sha-256-plus`, `gss`, `sspi`, `sasl`, `unknown`.
+    pub method: &'static str,
+    /// The channel-binding type with `scram-sha-256-plus`, else null.
+    pub channel_binding: Option<String>,
+    /// SASL mechanisms the server offered (empty without SASL).
+    pub mechanisms_offered: Vec<String>,
+    pub client_certificate_requested: bool,
+    pub client_certificate_sent: bool,
+    /// AuthenticationOk arrived.
+    pub completed: bool,
+}
+
+impl AuthJson {
+    fn new(a: &SessionAuth) -> AuthJson {
+        AuthJson {
+            method: a.method.name(),
+            channel_binding: match &a.method {
+                AuthMethod::ScramSha256Plus { channel_binding } => Some(channel_binding.clone()),
+                _ => None,
+            },
+            mechanisms_offered: a.offered.clone(),
+            client_certificate_requested: a.client_cert.requested,
+            client_certificate_sent: a.client_cert.sent,
+            completed: a.completed,
+        }
     }
 }
 
@@ -715,6 +797,12 @@ pub enum FailureJson {
     Internal {
         detail: String,
     },
+    /// A libpq keyword's rule refused the connection (`require_auth`,
+    /// `ssl_min_protocol_version`, `sslcertmode`, `target_session_attrs`).
+    Refused {
+        keyword: &'static str,
+        detail: String,
+    },
 }
 
 impl FailureJson {
@@ -766,6 +854,10 @@ impl FailureJson {
             },
             SessionFailure::Internal(e) => FailureJson::Internal {
                 detail: e.to_string(),
+            },
+            SessionFailure::Refused(r) => FailureJson::Refused {
+                keyword: r.keyword(),
+                detail: r.to_string(),
             },
         }
     }
@@ -858,6 +950,7 @@ pub struct AuditJson {
     pub hba: Option<HbaJson>,
     pub sessions: Option<SessionsJson>,
     pub failure: Option<String>,
+    pub rotation: Option<RotationJson>,
 }
 
 impl AuditJson {
@@ -868,8 +961,29 @@ impl AuditJson {
             hba: a.hba.as_ref().map(HbaJson::new),
             sessions: a.sessions.as_ref().map(SessionsJson::new),
             failure: a.failure.clone(),
+            rotation: a.rotation.as_ref().map(|r| RotationJson {
+                status: status(r.status),
+                method: r.method,
+                served_differs: r.served_differs,
+                changed_files: r.changed_files.clone(),
+                mismatches: r.mismatches.clone(),
+            }),
         }
     }
+}
+
+/// `audit.rotation`: served versus on disk, settings versus running.
+#[derive(Debug, Serialize)]
+pub struct RotationJson {
+    pub status: &'static str,
+    /// `content` (the shipped function), `mtime` (pg_stat_file) or `not_checked`.
+    pub method: &'static str,
+    /// The served leaf is not the one in ssl_cert_file (null: not compared).
+    pub served_differs: Option<bool>,
+    /// TLS files modified after the last configuration load.
+    pub changed_files: Vec<String>,
+    /// Settings the running TLS configuration does not follow.
+    pub mismatches: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
