@@ -744,6 +744,12 @@ fn ed25519_signed_certificates_fail_libpq_logins_by_version() {
                 "{}",
                 out.context()
             );
+            if binding != "require" {
+                let auth = out.check("authentication")["summary"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(auth.contains("cannot log in"), "{}", out.context());
+            }
         }
     }
 }

@@ -19,6 +19,31 @@ use crate::facts::{EndPointHash, SessionFacts, SessionFailure};
 /// The SASL mechanism that binds the login to the certificate.
 const PLUS: &str = "SCRAM-SHA-256-PLUS";
 
+/// The algorithm that signed the server's certificate when it has no hash
+/// for channel binding and the server offers `-PLUS`: the case libpq fails.
+fn unbindable(session: &SessionFacts) -> Option<&str> {
+    let leaf = session.chain.presented.first()?;
+    let offered = session
+        .wire
+        .auth_requests
+        .iter()
+        .any(|r| r.mechanisms.iter().any(|m| m == PLUS));
+    (leaf.end_point_hash == EndPointHash::NoDigest && offered)
+        .then_some(leaf.signature_algorithm.as_str())
+}
+
+/// The `authentication` finding, its words corrected where the probe's
+/// SCRAM without binding is the only SCRAM that works.
+pub fn authentication(session: &SessionFacts, mut found: Finding) -> Finding {
+    if let Some(algorithm) = unbindable(session) {
+        found.summary = format!(
+            "SCRAM-SHA-256 without channel binding: the certificate's {algorithm} signature has \
+             no hash for it, so libpq clients cannot log in (see connection)"
+        );
+    }
+    found
+}
+
 /// The `connection` finding when the server offers channel binding that
 /// libpq cannot compute for its certificate; None otherwise. Applies to a
 /// login that succeeded without binding, or failed for want of it
@@ -28,18 +53,7 @@ pub fn connection(session: &SessionFacts, target: &Target) -> Option<Finding> {
         None | Some(SessionFailure::Login { .. }) => {}
         Some(_) => return None,
     }
-    let leaf = session.chain.presented.first()?;
-    if leaf.end_point_hash != EndPointHash::NoDigest {
-        return None;
-    }
-    let offered = session
-        .wire
-        .auth_requests
-        .iter()
-        .any(|r| r.mechanisms.iter().any(|m| m == PLUS));
-    if !offered {
-        return None;
-    }
+    let algorithm = unbindable(session)?;
     let probe = match (&session.failure, target.channel_binding) {
         (None, ChannelBinding::Disable) => "channel_binding=disable got the probe in",
         (None, _) => "the probe logged in without binding, as libpq cannot bind",
@@ -50,12 +64,11 @@ pub fn connection(session: &SessionFacts, target: &Target) -> Option<Finding> {
         Check::Connection,
         Status::Critical,
         format!(
-            "libpq clients cannot log in: the certificate is signed with {}, which has no hash \
+            "libpq clients cannot log in: the certificate is signed with {algorithm}, which has no hash \
              for SCRAM channel binding, and the server offers {PLUS}: libpq 11+ fails with \
              \"could not find digest for NID UNDEF\" under channel_binding=prefer (the \
              default) or require; only libpq 13+ with channel_binding=disable gets in ({probe}). \
              Sign the certificate with RSA or ECDSA",
-            leaf.signature_algorithm
         ),
     ))
 }
@@ -85,6 +98,15 @@ mod tests {
         assert!(f.summary.contains("signed with Ed25519"), "{}", f.summary);
         assert!(f.summary.contains("could not find digest for NID UNDEF"));
         assert!(f.summary.contains("logged in without binding"));
+
+        let auth = finding(Check::Authentication, Status::Ok, "SCRAM-SHA-256".into());
+        let auth = authentication(&offering(&both, EndPointHash::NoDigest), auth);
+        assert!(
+            auth.summary.contains("Ed25519 signature has no hash"),
+            "{}",
+            auth.summary
+        );
+        assert_eq!(auth.status, Status::Ok);
 
         // No -PLUS offered (PostgreSQL 10, or no TLS binding): nothing to fail.
         assert!(connection(

@@ -243,7 +243,13 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
                 .or_else(|| openssl_hello::tls_session(session, &thresholds)),
         ),
     }
-    findings.extend(session.auth.as_ref().and_then(authentication));
+    findings.extend(
+        session
+            .auth
+            .as_ref()
+            .and_then(authentication)
+            .map(|f| channel_binding::authentication(session, f)),
+    );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
         .scan
