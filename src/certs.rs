@@ -10,7 +10,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::{AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name};
 
-use crate::facts::{CertFacts, ProbeLimit};
+use crate::facts::{CertFacts, EndPointHash, ProbeLimit};
 use crate::hex;
 
 /// Describes one DER certificate; Err with a reason when it does not parse.
@@ -38,6 +38,7 @@ pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
             ring::digest::digest(&ring::digest::SHA256, der).as_ref(),
             ":",
         ),
+        end_point_hash: end_point_hash(&cert),
     })
 }
 
@@ -339,17 +340,16 @@ pub struct SignatureAlgorithm {
     /// Signed over SHA-1 or MD5, which OpenSSL 3 rates below security
     /// level 1 (63 and 39 bits): refused under Debian's default level 2.
     pub weak_digest: bool,
-    /// The hash of `tls-server-end-point` channel binding (RFC 5929: the
-    /// signature's hash, MD5 and SHA-1 raised to SHA-256); None for
-    /// algorithms without one hash (Ed25519, Ed448, RSA-PSS).
-    pub end_point_hash: Option<&'static ring::digest::Algorithm>,
+    /// The hash of `tls-server-end-point` channel binding; RSA-PSS's
+    /// depends on its parameters (see [`end_point_hash`]).
+    pub end_point_hash: EndPointHash,
 }
 
 const fn alg(
     oid: &'static str,
     name: &'static str,
     weak_digest: bool,
-    end_point_hash: Option<&'static ring::digest::Algorithm>,
+    end_point_hash: EndPointHash,
 ) -> SignatureAlgorithm {
     SignatureAlgorithm {
         oid,
@@ -365,71 +365,102 @@ const SIGNATURE_ALGORITHMS: &[SignatureAlgorithm] = &[
         "1.2.840.113549.1.1.4",
         "md5WithRSAEncryption",
         true,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
     alg(
         "1.2.840.113549.1.1.5",
         "sha1WithRSAEncryption",
         true,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
-    alg("1.2.840.113549.1.1.10", "rsassaPss", false, None),
+    alg(
+        "1.2.840.113549.1.1.10",
+        "rsassaPss",
+        false,
+        EndPointHash::Unknown,
+    ),
     alg(
         "1.2.840.113549.1.1.11",
         "sha256WithRSAEncryption",
         false,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
     alg(
         "1.2.840.113549.1.1.12",
         "sha384WithRSAEncryption",
         false,
-        Some(&ring::digest::SHA384),
+        EndPointHash::Sha384,
     ),
     alg(
         "1.2.840.113549.1.1.13",
         "sha512WithRSAEncryption",
         false,
-        Some(&ring::digest::SHA512),
+        EndPointHash::Sha512,
     ),
     alg(
         "1.2.840.10045.4.1",
         "ecdsa-with-SHA1",
         true,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
     alg(
         "1.2.840.10045.4.3.2",
         "ecdsa-with-SHA256",
         false,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
     alg(
         "1.2.840.10045.4.3.3",
         "ecdsa-with-SHA384",
         false,
-        Some(&ring::digest::SHA384),
+        EndPointHash::Sha384,
     ),
     alg(
         "1.2.840.10045.4.3.4",
         "ecdsa-with-SHA512",
         false,
-        Some(&ring::digest::SHA512),
+        EndPointHash::Sha512,
     ),
     alg(
         "1.2.840.10040.4.3",
         "dsa-with-sha1",
         true,
-        Some(&ring::digest::SHA256),
+        EndPointHash::Sha256,
     ),
-    alg("1.3.101.112", "Ed25519", false, None),
-    alg("1.3.101.113", "Ed448", false, None),
+    alg("1.3.101.112", "Ed25519", false, EndPointHash::NoDigest),
+    alg("1.3.101.113", "Ed448", false, EndPointHash::NoDigest),
 ];
 
 /// What the probe knows of `cert`'s signature algorithm.
 pub fn signature_algorithm(cert: &X509Certificate<'_>) -> Option<&'static SignatureAlgorithm> {
     let oid = cert.signature_algorithm.algorithm.to_id_string();
     SIGNATURE_ALGORITHMS.iter().find(|a| a.oid == oid)
+}
+
+/// How channel binding hashes `cert`, as libpq 15+ and the server do
+/// (OpenSSL's X509_get_signature_info, which reads RSA-PSS's parameters).
+pub fn end_point_hash(cert: &X509Certificate<'_>) -> EndPointHash {
+    use x509_parser::signature_algorithm::SignatureAlgorithm as Alg;
+    if let Ok(Alg::RSASSA_PSS(params)) = Alg::try_from(&cert.signature_algorithm) {
+        return match params.hash_algorithm_oid().to_id_string().as_str() {
+            // SHA-1, the default, is raised to SHA-256 as for PKCS#1.
+            "1.3.14.3.2.26" | "2.16.840.1.101.3.4.2.1" => EndPointHash::Sha256,
+            "2.16.840.1.101.3.4.2.2" => EndPointHash::Sha384,
+            "2.16.840.1.101.3.4.2.3" => EndPointHash::Sha512,
+            _ => EndPointHash::Unknown,
+        };
+    }
+    signature_algorithm(cert).map_or(EndPointHash::Unknown, |a| a.end_point_hash)
+}
+
+/// The digest to compute an end-point hash with, where there is one.
+pub fn end_point_digest(hash: EndPointHash) -> Option<&'static ring::digest::Algorithm> {
+    match hash {
+        EndPointHash::Sha256 => Some(&ring::digest::SHA256),
+        EndPointHash::Sha384 => Some(&ring::digest::SHA384),
+        EndPointHash::Sha512 => Some(&ring::digest::SHA512),
+        EndPointHash::NoDigest | EndPointHash::Unknown => None,
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub fn cert(subject: &str, not_after: i64) -> CertFacts {
         is_ca: false,
         self_signed: false,
         sha256_fingerprint: "AA".into(),
+        end_point_hash: crate::facts::EndPointHash::Sha256,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn healthy() -> Facts {
                 strict: Some(Ok(())),
                 strict_only_issues: vec![],
                 crls_checked: None,
+                system_store: None,
             },
             server_version_num: Some(150018),
             pg_stat_ssl: Some(PgStatSsl {
@@ -110,6 +112,7 @@ pub fn healthy() -> Facts {
             local_addr: None,
             backend_client: None,
             pool_version: None,
+            openssl_hello: None,
         },
         plaintext: Some(PlaintextFacts {
             outcome: PlaintextOutcome::Error {

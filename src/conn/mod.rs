@@ -55,8 +55,18 @@ pub enum SslNegotiation {
 pub enum RootCerts {
     /// A PEM file with one or more CA certificates.
     File(PathBuf),
-    /// `sslrootcert=system`: the webpki-roots set.
-    System,
+    /// `sslrootcert=system`: the OS trust store, as libpq 16+ loads it.
+    System(SystemPaths),
+}
+
+/// Where `sslrootcert=system` looks: OpenSSL's SSL_CTX_set_default_verify_paths
+/// takes `SSL_CERT_FILE` and `SSL_CERT_DIR` (colon-separated) from the
+/// environment, each replacing only its own default (the OS's file and
+/// directory, see tls::load_trust).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemPaths {
+    pub cert_file: Option<PathBuf>,
+    pub cert_dir: Option<String>,
 }
 
 /// Where CRLs come from (`sslcrl`, `sslcrldir`, or libpq's default
@@ -239,7 +249,11 @@ pub fn resolve_all(
     let layered = above_env.over(from_service).over(from_env);
     expand_hosts(layered)?
         .into_iter()
-        .map(|p| finish(p, home, os_user, notes.clone()))
+        .map(|p| {
+            let mut target = finish(p, home, os_user, notes.clone())?;
+            target.sslrootcert = target.sslrootcert.with_system_paths(env);
+            Ok(target)
+        })
         .collect()
 }
 
@@ -636,6 +650,19 @@ fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
     }
 }
 
+impl RootCerts {
+    /// `system` with OpenSSL's variables from `env`.
+    fn with_system_paths(self, env: &dyn Fn(&str) -> Option<String>) -> RootCerts {
+        match self {
+            RootCerts::System(_) => RootCerts::System(SystemPaths {
+                cert_file: non_empty(env("SSL_CERT_FILE").as_deref()).map(PathBuf::from),
+                cert_dir: non_empty(env("SSL_CERT_DIR").as_deref()).map(str::to_string),
+            }),
+            file => file,
+        }
+    }
+}
+
 /// `sslrootcert`, or libpq's default `~/.postgresql/root.crt`. Under
 /// verify-ca/verify-full libpq fails without a root certificate; so does
 /// this, before any connection is made.
@@ -655,7 +682,7 @@ fn resolve_root_certs(
                         .to_string(),
                 ));
             }
-            Ok(RootCerts::System)
+            Ok(RootCerts::System(SystemPaths::default()))
         }
         Some(path) => Ok(RootCerts::File(expand_home(path, home))),
         None => {
@@ -691,7 +718,7 @@ fn resolve_crl(
     home: Option<&Path>,
     notes: &mut Vec<String>,
 ) -> CrlFiles {
-    if *roots == RootCerts::System {
+    if matches!(roots, RootCerts::System(_)) {
         if file.is_some() || dir.is_some() {
             notes.push(
                 "sslcrl/sslcrldir not used with sslrootcert=system (libpq loads CRLs only \
@@ -836,7 +863,7 @@ mod tests {
         assert_eq!(t.dbname, "osuser");
         assert_eq!(t.password, None);
         assert_eq!(t.sslmode, SslMode::VerifyFull);
-        assert_eq!(t.sslrootcert, RootCerts::System);
+        assert_eq!(t.sslrootcert, RootCerts::System(SystemPaths::default()));
         assert_eq!((t.sslcert, t.sslkey), (None, None));
         assert_eq!(t.channel_binding, ChannelBinding::Prefer);
         assert_eq!(t.connect_timeout, None);
@@ -1015,6 +1042,28 @@ mod tests {
     fn verify_ca_with_system_roots_is_refused() {
         let e = err(conninfo("sslmode=verify-ca sslrootcert=system"), &[]);
         assert!(e.contains("sslrootcert=system"), "{e}");
+    }
+
+    /// libpq 16+ hands `system` to OpenSSL, which reads SSL_CERT_FILE and
+    /// SSL_CERT_DIR; a file sslrootcert ignores them.
+    #[test]
+    fn system_roots_take_openssls_variables() {
+        let env = [
+            ("SSL_CERT_FILE", "/etc/company/ca.pem"),
+            ("SSL_CERT_DIR", "/a:/b"),
+        ];
+        let t = ok(conninfo("sslrootcert=system"), &env);
+        assert_eq!(
+            t.sslrootcert,
+            RootCerts::System(SystemPaths {
+                cert_file: Some(PathBuf::from("/etc/company/ca.pem")),
+                cert_dir: Some("/a:/b".into()),
+            })
+        );
+        let t = ok(conninfo("sslrootcert=/ca.pem"), &env);
+        assert_eq!(t.sslrootcert, RootCerts::File(PathBuf::from("/ca.pem")));
+        let t = ok(conninfo("sslrootcert=system"), &[("SSL_CERT_FILE", "")]);
+        assert_eq!(t.sslrootcert, RootCerts::System(SystemPaths::default()));
     }
 
     #[test]

@@ -33,6 +33,25 @@ pub struct CertFacts {
     pub self_signed: bool,
     /// SHA-256 of the DER, uppercase colon-separated hex.
     pub sha256_fingerprint: String,
+    /// How SCRAM channel binding hashes this certificate.
+    pub end_point_hash: EndPointHash,
+}
+
+/// The hash RFC 5929's `tls-server-end-point` channel binding takes of the
+/// server's certificate, as libpq and the server compute it: the
+/// signature's own hash (RSA-PSS's from its parameters), MD5 and SHA-1
+/// raised to SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndPointHash {
+    Sha256,
+    Sha384,
+    Sha512,
+    /// A signature with no separate hash (Ed25519, Ed448): OpenSSL names
+    /// none, and libpq fails every login that uses channel binding, with
+    /// "could not find digest for NID UNDEF".
+    NoDigest,
+    /// One the probe cannot compute (SHA-224, an unknown algorithm).
+    Unknown,
 }
 
 /// Where trusted certificates came from, for "not found in ..." reasons.
@@ -50,6 +69,50 @@ impl fmt::Display for TrustSource {
             TrustSource::File => "sslrootcert",
             TrustSource::System => "the system roots (sslrootcert=system)",
         })
+    }
+}
+
+/// Which certificates `sslrootcert=system` trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemStore {
+    /// The OS store as OpenSSL finds it (so libpq 16+): the bundle file
+    /// and the `openssl rehash` directories, from `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` where set.
+    Os {
+        file: Option<std::path::PathBuf>,
+        dirs: Vec<std::path::PathBuf>,
+        certificates: usize,
+    },
+    /// No OS store on this machine (libpq here would trust nothing): the
+    /// webpki-roots set (Mozilla's), as the clients' own machines would have.
+    WebpkiRoots { certificates: usize },
+}
+
+impl fmt::Display for SystemStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemStore::Os {
+                file,
+                dirs,
+                certificates,
+            } => {
+                let places: Vec<String> = file
+                    .iter()
+                    .chain(dirs)
+                    .map(|p| p.display().to_string())
+                    .collect();
+                write!(
+                    f,
+                    "the OS store ({}: {certificates} certificates)",
+                    places.join(", ")
+                )
+            }
+            SystemStore::WebpkiRoots { certificates } => write!(
+                f,
+                "webpki-roots' {certificates} certificates (no OS store on this machine, where \
+                 libpq would trust none)"
+            ),
+        }
     }
 }
 
@@ -238,6 +301,25 @@ pub enum ProbeLimit {
          (its crypto provider, ring, lacks it; OpenSSL and libpq do not)"
     )]
     HandshakeKey { key: String },
+    /// The server refused rustls' ClientHello and answered one as libpq's
+    /// OpenSSL sends it with a suite or group rustls lacks.
+    #[error("{}", negotiated(*.version, *.lacking))]
+    Negotiated {
+        version: super::TlsVersion,
+        lacking: super::Lacking,
+    },
+}
+
+fn negotiated(version: super::TlsVersion, lacking: super::Lacking) -> String {
+    let (what, chosen) = match lacking {
+        super::Lacking::Suite(suite) => ("cipher suite", super::suite_name(suite)),
+        super::Lacking::Group(group) => ("key-exchange group", super::group_name(group)),
+    };
+    format!(
+        "the server refused the probe's ClientHello; to one as libpq's OpenSSL sends it, it \
+         chose {what} {chosen} ({}), which the probe's TLS stack (rustls with ring) lacks",
+        version.name()
+    )
 }
 
 fn names(presented: &[String]) -> String {
@@ -383,4 +465,6 @@ pub struct CertChainFacts {
     /// CRLs loaded when revocation was checked (sslcrl/sslcrldir); None
     /// when libpq's rules check none.
     pub crls_checked: Option<usize>,
+    /// With `sslrootcert=system`: the store that decided.
+    pub system_store: Option<SystemStore>,
 }

@@ -18,12 +18,13 @@ use std::net::SocketAddr;
 
 pub use auth::{code as auth_code, AuthMethod, ClientCertExchange, SessionAuth};
 pub use cert::{
-    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, IssuerNotFound,
-    ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, TrustSource,
+    CertChainFacts, CertFacts, CertProblem, ConstraintBreach, CrlProblem, EndPointHash,
+    IssuerNotFound, ProbeLimit, Purpose, StrictOnlyIssue, StrictProblem, SystemStore, TrustSource,
 };
 pub use scan::{
-    describe_alert, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass, HangUp,
-    ProtocolAttempt, RecordFault, Refusal, ScanFacts, ScanLevel, Undecided,
+    describe_alert, group_name, suite_name, AttemptOutcome, BadRecord, CipherAttempt, CipherClass,
+    HangUp, Lacking, Negotiation, OpensslHello, ProtocolAttempt, RecordFault, Refusal, ScanFacts,
+    ScanLevel, Undecided,
 };
 pub use wire::{AuthRequestSeen, Overrun, WireRecord, MAX_MESSAGE, MAX_SESSION_BYTES};
 
@@ -368,6 +369,9 @@ pub struct SessionFacts {
     pub keylog_failure: Option<(std::path::PathBuf, IoFailure)>,
     /// The probe's own TLS session, as its handshake negotiated it.
     pub negotiated: Option<Negotiated>,
+    /// The second opinion, sent only when the session's own ClientHello
+    /// was refused (see probe/openssl_hello.rs).
+    pub openssl_hello: Option<OpensslHello>,
     /// The probe's end of the TCP connection.
     pub local_addr: Option<SocketAddr>,
     /// Who the backend answering the queries thinks its client is.

@@ -103,6 +103,10 @@ pub enum AttemptOutcome {
         version: TlsVersion,
         suite: u16,
     },
+    /// rustls' handshake was refused for want of a suite or group; a
+    /// ClientHello as libpq's OpenSSL sends it, limited to this version,
+    /// got a ServerHello choosing these.
+    AcceptedByOpenssl(Negotiation),
     Refused(Refusal),
     Undecided(Undecided),
 }
@@ -118,6 +122,11 @@ impl fmt::Display for AttemptOutcome {
                 "negotiated by the verify-full session: {}, {}",
                 version.name(),
                 suite_name(*suite)
+            ),
+            AttemptOutcome::AcceptedByOpenssl(chose) => write!(
+                f,
+                "ServerHello {chose} to a ClientHello as libpq's OpenSSL sends it (the \
+                 probe's own TLS stack lacks what the server requires)"
             ),
             AttemptOutcome::Refused(r) => r.fmt(f),
             AttemptOutcome::Undecided(u) => u.fmt(f),
@@ -211,6 +220,9 @@ pub enum Undecided {
     ClosedMidRecord(usize),
     #[error("reply larger than one TLS record")]
     TooLarge,
+    /// More than OpenSSL's clients read of a first flight.
+    #[error("the server's first flight exceeds {0} bytes (OpenSSL clients refuse certificate lists over 100 KiB)")]
+    FlightTooLarge(usize),
     #[error("sending ClientHello: {0}")]
     Send(IoFailure),
     #[error("reading the reply: {0}")]
@@ -253,6 +265,65 @@ pub enum Undecided {
     ResolveTimeout,
     #[error(transparent)]
     Internal(InternalError),
+}
+
+/// What the server chose for a ClientHello as libpq's OpenSSL sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiation {
+    pub version: TlsVersion,
+    /// The IANA cipher suite number.
+    pub suite: u16,
+    /// The key-exchange group, when the server named one (TLS 1.3 always;
+    /// TLS 1.2 with ECDHE).
+    pub group: Option<u16>,
+    /// The weak classes of `--scan full` the suite is in.
+    pub classes: Vec<CipherClass>,
+    /// A CBC suite (MAC-then-encrypt), whatever its MAC.
+    pub cbc: bool,
+}
+
+impl fmt::Display for Negotiation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.version.name(), suite_name(self.suite))?;
+        match self.group {
+            Some(group) => write!(f, " over {}", group_name(group)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The session's second opinion: a ClientHello as libpq's OpenSSL sends it
+/// (its suites and groups), made when the session's own was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpensslHello {
+    /// The server answered it with a ServerHello.
+    Chose(Negotiation),
+    Refused(Refusal),
+    Undecided(Undecided),
+}
+
+/// What the probe's own TLS stack (rustls with ring) lacks of what the
+/// server chose for an OpenSSL client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lacking {
+    Suite(u16),
+    Group(u16),
+}
+
+/// A key-exchange group by the name OpenSSL and `ssl_ecdh_curve` use.
+pub fn group_name(id: u16) -> String {
+    match id {
+        0x0017 => "prime256v1".into(),
+        0x0018 => "secp384r1".into(),
+        0x0019 => "secp521r1".into(),
+        0x001d => "X25519".into(),
+        0x001e => "X448".into(),
+        0x0100..=0x0104 => format!(
+            "ffdhe{}",
+            [2048, 3072, 4096, 6144, 8192][usize::from(id - 0x100)]
+        ),
+        other => format!("group 0x{other:04x}"),
+    }
 }
 
 /// What the protocol (and cipher) scan observed.

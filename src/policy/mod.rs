@@ -8,8 +8,10 @@
 //! certificate expires first, what a plaintext reply proves.
 
 pub mod audit;
+pub mod channel_binding;
 pub mod direct;
 pub mod fleet;
+pub mod openssl_hello;
 pub mod pooler;
 pub mod scan;
 
@@ -237,10 +239,17 @@ pub fn evaluate(facts: Facts, target: Target, thresholds: Thresholds) -> Report 
             session
                 .pg_stat_ssl
                 .as_ref()
-                .map(|s| tls_session(s, &thresholds)),
+                .map(|s| tls_session(s, &thresholds))
+                .or_else(|| openssl_hello::tls_session(session, &thresholds)),
         ),
     }
-    findings.extend(session.auth.as_ref().and_then(authentication));
+    findings.extend(
+        session
+            .auth
+            .as_ref()
+            .and_then(authentication)
+            .map(|f| channel_binding::authentication(session, f)),
+    );
     findings.extend(facts.plaintext.as_ref().map(plaintext));
     let scan = facts
         .scan
@@ -370,6 +379,9 @@ pub fn describe_handshake(failure: &HandshakeFailure, target: &Target) -> String
 
 fn connection(facts: &Facts, target: &Target) -> Finding {
     let session = &facts.session;
+    if let Some(refused) = channel_binding::connection(session, target) {
+        return refused;
+    }
     let Some(failure) = &session.failure else {
         // The probe's own handshake: pg_stat_ssl may describe a pooler's link.
         let version = session
@@ -425,7 +437,16 @@ fn connection(facts: &Facts, target: &Target) -> Finding {
         | SessionFailure::Certificate(CertProblem::ProbeCannotVerify(_)) => Status::Unknown,
         _ => Status::Critical,
     };
-    finding(Check::Connection, status, describe_failure(failure, target))
+    let summary = match (failure, &session.openssl_hello) {
+        (SessionFailure::Handshake(_), Some(hello)) => {
+            describe_failure(failure, target) + &openssl_hello::after_refusal(hello)
+        }
+        (SessionFailure::ProbeLimit(limit), Some(_)) if session.chain.libpq.is_none() => {
+            openssl_hello::unseen_certificate(limit)
+        }
+        _ => describe_failure(failure, target),
+    };
+    finding(Check::Connection, status, summary)
 }
 
 /// libpq's verdict on the chain and the host name.
@@ -444,10 +465,14 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                 Some(n) => format!(", none revoked ({n} CRLs checked)"),
                 None => String::new(),
             };
+            let store = match &chain.system_store {
+                Some(store) => format!(", trusted by {store}"),
+                None => String::new(),
+            };
             finding(
                 Check::Certificate,
                 Status::Ok,
-                format!("chains to {anchor}{name}{revocation}"),
+                format!("chains to {anchor}{name}{revocation}{store}"),
             )
         }
         Err(CertProblem::ProbeCannotVerify(limit)) => finding(
@@ -458,7 +483,17 @@ fn certificate(chain: &CertChainFacts) -> Option<Finding> {
                  libpq's rules"
             ),
         ),
-        Err(problem) => finding(Check::Certificate, Status::Critical, problem.to_string()),
+        Err(problem) => {
+            let store = match &chain.system_store {
+                Some(store) => format!("; the system roots were {store}"),
+                None => String::new(),
+            };
+            finding(
+                Check::Certificate,
+                Status::Critical,
+                format!("{problem}{store}"),
+            )
+        }
     })
 }
 

@@ -72,9 +72,9 @@ fn settle(outcome: &AttemptOutcome, target: &Target) -> (Option<bool>, String) {
         _ => false,
     };
     match outcome {
-        AttemptOutcome::Accepted { .. } | AttemptOutcome::Negotiated { .. } => {
-            (Some(true), outcome.to_string())
-        }
+        AttemptOutcome::Accepted { .. }
+        | AttemptOutcome::Negotiated { .. }
+        | AttemptOutcome::AcceptedByOpenssl(_) => (Some(true), outcome.to_string()),
         AttemptOutcome::Refused(hang_up)
             if hung_up(hang_up) && target.sslnegotiation == SslNegotiation::Direct =>
         {

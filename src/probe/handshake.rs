@@ -150,10 +150,11 @@ impl Established {
 
 impl tokio_postgres::tls::TlsStream for Established {
     /// `tls-server-end-point` (RFC 5929): a hash of the server's certificate
-    /// with the hash of its signature algorithm, SHA-1 and MD5 raised to
-    /// SHA-256, as the server computes it. No binding for algorithms
-    /// without one hash (Ed25519, RSA-PSS): then SCRAM runs without
-    /// `-PLUS`, and `channel_binding=require` fails, as with tokio-postgres-rustls.
+    /// with the hash of its signature algorithm (RSA-PSS's from its
+    /// parameters), SHA-1 and MD5 raised to SHA-256, as the server computes
+    /// it. No binding for Ed25519 and Ed448, which have no separate hash:
+    /// SCRAM then runs without `-PLUS` (libpq fails there instead, which
+    /// policy reports), and `channel_binding=require` fails.
     fn channel_binding(&self) -> ChannelBinding {
         let Some(leaf) = self
             .tls
@@ -167,7 +168,7 @@ impl tokio_postgres::tls::TlsStream for Established {
         let Ok(cert) = crate::certs::parse(leaf) else {
             return ChannelBinding::none();
         };
-        let Some(digest) = crate::certs::signature_algorithm(&cert).and_then(|a| a.end_point_hash)
+        let Some(digest) = crate::certs::end_point_digest(crate::certs::end_point_hash(&cert))
         else {
             return ChannelBinding::none();
         };

@@ -12,6 +12,7 @@
 mod audit;
 mod direct;
 mod handshake;
+mod openssl_hello;
 mod plaintext;
 mod scan;
 mod session;

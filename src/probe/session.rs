@@ -153,6 +153,9 @@ pub async fn probe(ctx: &ProbeCtx<'_>, audit: bool) -> SessionFacts {
         (failure, _, _) => failure,
     };
     facts.chain = recorder.facts();
+    if super::openssl_hello::applies(&facts, recorder.progress()) {
+        super::openssl_hello::diagnose(ctx, &mut facts).await;
+    }
     facts
 }
 

@@ -13,9 +13,9 @@ mod verify;
 
 #[cfg(test)]
 pub(crate) use verify::judge_chain;
-pub(crate) use verify::{tls12_signature, tls13_signature};
+pub(crate) use verify::{judge_offline, tls12_signature, tls13_signature};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustls::client::Resumption;
@@ -24,8 +24,10 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::conn::{self, CrlFiles, RootCerts, SslMode, UsageError};
-use crate::facts::{CertChainFacts, HandshakeProgress, ProbeLimit, TlsVersion, TrustSource};
+use crate::conn::{self, CrlFiles, RootCerts, SslMode, SystemPaths, UsageError};
+use crate::facts::{
+    CertChainFacts, HandshakeProgress, ProbeLimit, SystemStore, TlsVersion, TrustSource,
+};
 
 use chain::Anchor;
 
@@ -40,6 +42,8 @@ pub struct TrustStore {
     /// CRLs from sslcrl/sslcrldir: Some turns revocation checking on, for
     /// every certificate of the chain, as libpq turns it on in OpenSSL.
     crls: Option<Arc<Vec<crl::Crl>>>,
+    /// With `sslrootcert=system`, what was loaded, for the report.
+    system: Option<SystemStore>,
 }
 
 impl TrustStore {
@@ -119,10 +123,10 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(provider)
 }
 
-/// Reads sslrootcert (PEM file) or the webpki-roots set for `system`.
+/// Reads sslrootcert (PEM file) or, for `system`, the OS store.
 pub fn load_trust(roots: &RootCerts) -> Result<TrustStore, UsageError> {
     match roots {
-        RootCerts::System => Ok(system_trust()),
+        RootCerts::System(paths) => Ok(system_trust(paths)),
         RootCerts::File(path) => {
             let certs = read_certificates(path, "sslrootcert")?;
             trust_from_certificates(certs).map_err(|reason| {
@@ -132,7 +136,85 @@ pub fn load_trust(roots: &RootCerts) -> Result<TrustStore, UsageError> {
     }
 }
 
-fn system_trust() -> TrustStore {
+/// The OS store as libpq 16+ loads it for `sslrootcert=system`
+/// (SSL_CTX_set_default_verify_paths): the bundle file and the hashed
+/// directory, `SSL_CERT_FILE` and `SSL_CERT_DIR` each replacing its own
+/// default. webpki-roots only when that finds no certificate at all.
+fn system_trust(paths: &SystemPaths) -> TrustStore {
+    let file = paths
+        .cert_file
+        .clone()
+        .or_else(|| openssl_probe::probe().cert_file);
+    let dirs: Vec<PathBuf> = match &paths.cert_dir {
+        Some(list) => std::env::split_paths(list)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect(),
+        None => openssl_probe::candidate_cert_dirs()
+            .take(1)
+            .map(Path::to_path_buf)
+            .collect(),
+    };
+    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+    if let Some(file) = &file {
+        certs.extend(rustls_native_certs::load_certs_from_paths(Some(file), None).certs);
+    }
+    for dir in &dirs {
+        certs.extend(hashed_certificates(dir));
+    }
+    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs.dedup();
+    // A bundle certificate the parser refuses is left out, not fatal:
+    // OpenSSL, too, goes on with the rest.
+    certs.retain(|der| Anchor::from_cert(der).is_ok());
+    if certs.is_empty() {
+        return webpki_trust();
+    }
+    let certificates = certs.len();
+    match trust_from_certificates(certs) {
+        Ok(mut store) => {
+            store.source = TrustSource::System;
+            store.system = Some(SystemStore::Os {
+                file,
+                dirs,
+                certificates,
+            });
+            store
+        }
+        Err(_) => webpki_trust(),
+    }
+}
+
+/// The certificates of an `openssl rehash` directory, read as OpenSSL's
+/// directory lookup reads them: only files named `<8 hex digits>.<n>` (the
+/// hash in the name is not checked against the subject, as with CRLs).
+fn hashed_certificates(dir: &Path) -> Vec<CertificateDer<'static>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let hashed = |name: &str| {
+        name.split_once('.').is_some_and(|(hash, n)| {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    let mut certs = Vec::new();
+    for entry in entries.flatten().take(MAX_DIRECTORY_FILES) {
+        if entry.file_name().to_str().is_some_and(hashed) {
+            let path = entry.path();
+            certs.extend(rustls_native_certs::load_certs_from_paths(Some(&path), None).certs);
+        }
+    }
+    certs
+}
+
+/// Files read from one certificate directory, at most: an OS store has a
+/// few hundred.
+const MAX_DIRECTORY_FILES: usize = 10_000;
+
+/// webpki-roots' Mozilla set, where the machine has no OS store.
+fn webpki_trust() -> TrustStore {
     let anchors = webpki_roots::TLS_SERVER_ROOTS
         .iter()
         .map(|ta| {
@@ -148,6 +230,9 @@ fn system_trust() -> TrustStore {
         roots: Arc::new(roots),
         source: TrustSource::System,
         crls: None,
+        system: Some(SystemStore::WebpkiRoots {
+            certificates: webpki_roots::TLS_SERVER_ROOTS.len(),
+        }),
     }
 }
 
@@ -194,6 +279,7 @@ pub(crate) fn trust_from_certificates(
         roots: Arc::new(roots),
         source: TrustSource::File,
         crls: None,
+        system: None,
     })
 }
 
@@ -353,7 +439,62 @@ mod tests {
         let err = load_trust(&RootCerts::File(bad.clone())).unwrap_err();
         assert!(err.0.contains(&bad.display().to_string()), "{err}");
 
-        assert!(load_trust(&RootCerts::System).unwrap().anchors.len() > 50);
+        let system = load_trust(&RootCerts::System(SystemPaths::default())).unwrap();
+        assert!(system.anchors.len() > 50);
+    }
+
+    /// `system` with SSL_CERT_FILE and SSL_CERT_DIR: the file, and of the
+    /// directory only what OpenSSL's lookup opens (`<hash>.<n>` names).
+    #[test]
+    fn system_roots_read_the_file_and_hashed_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (root("File CA"), root("Hashed CA"), root("Unhashed CA"));
+        let file = dir.path().join("bundle.pem");
+        std::fs::write(&file, a.pem()).unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("0a1b2c3d.0"), b.pem()).unwrap();
+        std::fs::write(certs.join("company.pem"), c.pem()).unwrap();
+        let store = system_trust(&SystemPaths {
+            cert_file: Some(file.clone()),
+            cert_dir: Some(certs.display().to_string()),
+        });
+        assert_eq!(store.source, TrustSource::System);
+        assert_eq!(
+            store.system,
+            Some(SystemStore::Os {
+                file: Some(file),
+                dirs: vec![certs],
+                certificates: 2,
+            })
+        );
+        let subjects: Vec<String> = store
+            .anchors
+            .iter()
+            .filter_map(|a| crate::certs::describe(a.cert.as_ref()?).ok())
+            .map(|c| c.subject)
+            .collect();
+        assert!(subjects.contains(&"CN=File CA".to_string()), "{subjects:?}");
+        assert!(
+            subjects.contains(&"CN=Hashed CA".to_string()),
+            "{subjects:?}"
+        );
+        assert!(
+            !subjects.contains(&"CN=Unhashed CA".to_string()),
+            "{subjects:?}"
+        );
+
+        // Nothing at all where OpenSSL looks: webpki-roots, said so.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let store = system_trust(&SystemPaths {
+            cert_file: Some(dir.path().join("missing.pem")),
+            cert_dir: Some(empty.display().to_string()),
+        });
+        assert!(matches!(
+            store.system,
+            Some(SystemStore::WebpkiRoots { certificates }) if certificates > 50
+        ));
     }
 
     #[test]

@@ -228,6 +228,7 @@ impl LibpqVerifier {
             strict: strict_result,
             strict_only_issues: strict_only,
             crls_checked: trust.crls.as_ref().map(|c| c.len()),
+            system_store: trust.system.clone(),
         };
         (facts, libpq)
     }
@@ -436,17 +437,19 @@ impl LibpqVerifier {
     }
 }
 
-/// The verifier's record of `chain`, without a handshake, at `now`
-/// (Unix seconds): what the chain and name tests judge.
-#[cfg(test)]
-pub(crate) fn judge_chain(
-    chain: &[CertificateDer<'static>],
+/// The verifier's record of `chain` (leaf first), without a handshake, at
+/// `now` (Unix seconds): libpq's rules and the strict view, as a handshake
+/// would record them. For a chain read off the wire when the probe's own
+/// handshake cannot finish (a TLS 1.2 Certificate message is plaintext);
+/// None when there is no certificate or `host` is no TLS name.
+pub(crate) fn judge_offline(
+    chain: &[CertificateDer<'_>],
     trust: &TrustStore,
     mode: SslMode,
     host: &str,
     now: i64,
-) -> CertChainFacts {
-    let (ee, inter) = chain.split_first().expect("a chain");
+) -> Option<CertChainFacts> {
+    let (ee, inter) = chain.split_first()?;
     let verifier = LibpqVerifier {
         trust: trust.clone(),
         mode,
@@ -455,11 +458,21 @@ pub(crate) fn judge_chain(
         recorder: Arc::default(),
     };
     let (presented, malformed) = describe_presented(ee, inter);
-    let server_name = ServerName::try_from(host.to_string()).expect("a TLS name");
-    let now = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
-    verifier
-        .evaluate(presented, malformed, ee, inter, &server_name, now)
-        .0
+    let server_name = ServerName::try_from(super::connector_name(host)).ok()?;
+    let (facts, _) = verifier.evaluate(presented, malformed, ee, inter, &server_name, unix(now));
+    Some(facts)
+}
+
+/// [`judge_offline`] for the chain tests.
+#[cfg(test)]
+pub(crate) fn judge_chain(
+    chain: &[CertificateDer<'static>],
+    trust: &TrustStore,
+    mode: SslMode,
+    host: &str,
+    now: i64,
+) -> CertChainFacts {
+    judge_offline(chain, trust, mode, host, now).expect("a chain and a TLS name")
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ const LIBPQ_VARS: &[&str] = &[
     "PGTARGETSESSIONATTRS",
     "PGCHANNELBINDING",
     "PGOPTIONS",
+    // Not libpq's own, but OpenSSL's, which libpq 16+ honours for
+    // sslrootcert=system: passed only where a test sets them.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// One run of the binary, built up with libpq variables and flags.

@@ -667,6 +667,72 @@ impl Server {
         )
     }
 
+    /// [`Server::psql_tcp`] through libpq `major` from the cache
+    /// `scripts/fetch-postgres.sh` fills (whose lib directory brings its own
+    /// OpenSSL 1.1.1): the default psql binary, 15 or later, run with that
+    /// directory on LD_LIBRARY_PATH and `env` besides. Checked to load that
+    /// libpq by a keyword only it knows. None (skipping) when the cache
+    /// lacks it; under `CI=true` that panics.
+    pub fn psql_tcp_libpq(
+        &self,
+        major: u32,
+        env: &[(&str, String)],
+        conninfo: &str,
+        sql: &str,
+    ) -> Option<(bool, String)> {
+        let lib = fetched_root().join(major.to_string()).join("lib");
+        let psql = require()?.psql();
+        if !lib.join("libpq.so.5").exists() {
+            let msg = format!(
+                "no libpq {major} in {}; run scripts/fetch-postgres.sh",
+                lib.display()
+            );
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{msg} (CI=true)"
+            );
+            eprintln!("skipping: {msg}");
+            return None;
+        }
+        let keyword = match major {
+            16 => "require_auth=password",
+            17 => "sslnegotiation=postgres",
+            18 => "max_protocol_version=3.0",
+            other => panic!("no keyword tells libpq {other} apart"),
+        };
+        let run = |conninfo: &str, sql: &str| {
+            let out = Command::new(&psql)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", self.path("client"))
+                .env("LD_LIBRARY_PATH", &lib)
+                .env("PGPASSWORD", PASSWORD)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .arg("-X")
+                .arg("-At")
+                .arg(conninfo)
+                .args(["-c", sql])
+                .output()
+                .expect("run psql");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        };
+        let (_, said) = run(&format!("host=/nonexistent {keyword}"), "select 1");
+        assert!(
+            !said.contains("invalid connection option"),
+            "{} did not load libpq {major}: {said}",
+            psql.display()
+        );
+        let conninfo = format!("{conninfo} port={} user={ROLE} dbname=postgres", self.port);
+        Some(run(&conninfo, sql))
+    }
+
     /// Writes a file for the client side (root CA, client cert and key),
     /// mode 0600 as libpq wants for keys; returns its path.
     pub fn client_file(&self, name: &str, contents: &str) -> PathBuf {
@@ -827,6 +893,18 @@ impl Server {
             "the server kept its old certificate:\n{}",
             self.log()
         );
+    }
+
+    /// Serves `tls` with `settings` (`name = value`, by ALTER SYSTEM) in
+    /// place of any set before, in one reload as [`Server::replace_tls`]
+    /// does: for server settings the certificate alone cannot show
+    /// (`ssl_ecdh_curve`, `ssl_ciphers`, protocol versions).
+    pub fn replace_tls_with(&self, tls: &ServerTls, settings: &[&str]) {
+        self.psql("ALTER SYSTEM RESET ALL");
+        for setting in settings {
+            self.psql(&format!("ALTER SYSTEM SET {setting}"));
+        }
+        self.replace_tls(tls);
     }
 
     /// Writes `tls` over the server's files without reloading: what a

@@ -66,6 +66,18 @@ impl Ca {
         }
     }
 
+    /// A self-signed root CA with an Ed25519 key: what it signs carries an
+    /// Ed25519 signature, which has no hash for SCRAM channel binding.
+    pub fn root_ed25519(common_name: &str) -> Ca {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("generate Ed25519 CA key");
+        let params = ca_params(common_name, Validity::window(-1, 3650));
+        let cert = params.self_signed(&key).expect("self-sign CA");
+        Ca {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
     /// An intermediate CA signed by this one, valid for ten years.
     pub fn intermediate(&self, common_name: &str) -> Ca {
         self.intermediate_valid(common_name, Validity::window(-1, 3650))

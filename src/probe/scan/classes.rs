@@ -61,6 +61,18 @@ pub fn is_member(class: CipherClass, s: &TlsCipherSuite) -> bool {
         }
 }
 
+/// The weak classes `suite` is in, and whether it is a CBC suite at all.
+pub fn classify(suite: u16) -> (Vec<CipherClass>, bool) {
+    let Some(s) = TlsCipherSuite::from_id(suite) else {
+        return (Vec::new(), false);
+    };
+    let classes = CipherClass::ALL
+        .into_iter()
+        .filter(|c| is_member(*c, s))
+        .collect();
+    (classes, s.enc_mode == TlsCipherEncMode::Cbc)
+}
+
 /// The suite IDs offered for `class`, ascending.
 pub fn suites(class: CipherClass) -> Vec<u16> {
     let mut ids: Vec<u16> = tls_parser::CIPHERS

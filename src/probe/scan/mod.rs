@@ -32,6 +32,8 @@ mod classes;
 mod hello;
 mod modern;
 
+pub(super) use classes::classify;
+pub(super) use hello::Offer;
 use hello::Reply;
 
 use std::future::Future;
@@ -45,7 +47,7 @@ use super::{connect_any, read_until_closed, ProbeCtx};
 use crate::conn::SslNegotiation;
 use crate::facts::{
     AttemptOutcome, ChannelFailure, CipherAttempt, CipherClass, HangUp, InternalError, Negotiated,
-    ProtocolAttempt, Refusal, ScanFacts, ScanLevel, TlsVersion, Undecided,
+    Negotiation, ProtocolAttempt, Refusal, ScanFacts, ScanLevel, TlsVersion, Undecided,
 };
 
 /// How long to wait for the server to close after we said goodbye.
@@ -167,10 +169,39 @@ async fn modern_round(ctx: &ProbeCtx<'_>) -> [ProtocolAttempt; 2] {
     }
 }
 
+/// A rustls handshake limited to `version`; when the server refuses it
+/// with handshake_failure (no suite or group in common), a ClientHello as
+/// libpq's OpenSSL sends it, limited to the same version, decides: rustls'
+/// few suites and groups being refused is not the version being refused.
 async fn modern_attempt(ctx: &ProbeCtx<'_>, version: TlsVersion) -> AttemptOutcome {
-    match open_tls_channel(ctx).await {
+    let outcome = match open_tls_channel(ctx).await {
         Ok(stream) => modern::handshake(ctx, stream, &tls_name(ctx), alpn(ctx), version).await,
-        Err(outcome) => outcome,
+        Err(outcome) => return outcome,
+    };
+    let handshake_failure = matches!(
+        outcome,
+        AttemptOutcome::Refused(Refusal::Alert { code: 40 | 71, .. })
+    );
+    if !handshake_failure {
+        return outcome;
+    }
+    let offer = match version {
+        TlsVersion::Tls13 => Offer::Tls13,
+        _ => Offer::Tls12,
+    };
+    match openssl_flight(ctx, offer).await {
+        Ok(flight) if flight.version == version.wire() => {
+            let (classes, cbc) = classify(flight.suite);
+            AttemptOutcome::AcceptedByOpenssl(Negotiation {
+                version,
+                suite: flight.suite,
+                group: flight.group,
+                classes,
+                cbc,
+            })
+        }
+        // Refused that too, or no better answer: rustls' refusal stands.
+        _ => outcome,
     }
 }
 
@@ -291,17 +322,89 @@ async fn hello_round(
     }
 }
 
+/// Sends a ClientHello as libpq's OpenSSL sends it, offering `offer`, and
+/// reads the server's first flight as far as it is plaintext (with TLS 1.2,
+/// its certificates); then abandons the handshake as [`hello_round`] does.
+/// Ok is the flight; Err the refusal or the doubt. For when rustls was
+/// refused: the session's second opinion, and the scan's for TLS 1.2/1.3.
+pub(super) async fn openssl_flight(
+    ctx: &ProbeCtx<'_>,
+    offer: hello::Offer,
+) -> Result<hello::Flight, AttemptOutcome> {
+    let mut stream = open_tls_channel(ctx).await?;
+    let mut random = [0u8; 64];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
+        return Err(undecided(Undecided::Internal(InternalError::NoRandom)));
+    }
+    let (random, share) = random.split_at(32);
+    let (Ok(random), Ok(share)) = (<&[u8; 32]>::try_from(random), <&[u8; 32]>::try_from(share))
+    else {
+        return Err(undecided(Undecided::Internal(InternalError::NoRandom)));
+    };
+    // As libpq sends it: no SNI with sslsni=0.
+    let name = sni(ctx).filter(|_| ctx.target().sslsni);
+    let bytes = hello::openssl_client_hello(offer, name.as_deref(), alpn(ctx), random, share)
+        .map_err(|e| undecided(Undecided::Internal(e)))?;
+    let reply = answer(ctx, async {
+        if let Err(e) = stream.write_all(&bytes).await {
+            return Err(undecided(Undecided::Send((&e).into())));
+        }
+        read_flight(&mut stream).await
+    })
+    .await
+    .and_then(|reply| reply);
+    goodbye(ctx, async {
+        let _ = stream
+            .write_all(&hello::cancel_alerts(TlsVersion::Tls12))
+            .await;
+        let _ = stream.shutdown().await;
+        drain(&mut stream).await;
+    })
+    .await;
+    match reply? {
+        hello::FlightReply::Flight(flight) => Ok(flight),
+        hello::FlightReply::Alert { fatal, code } => {
+            Err(AttemptOutcome::Refused(Refusal::Alert { fatal, code }))
+        }
+        hello::FlightReply::Garbage(bad) => Err(undecided(Undecided::Reply(bad))),
+    }
+}
+
+/// Reads until the flight is whole, at most [`hello::MAX_FLIGHT`] bytes.
+async fn read_flight<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<hello::FlightReply, AttemptOutcome> {
+    let too_large = Undecided::FlightTooLarge(hello::MAX_FLIGHT);
+    read_until(stream, hello::parse_flight, hello::MAX_FLIGHT, too_large).await
+}
+
 async fn read_reply<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Reply, AttemptOutcome> {
+    read_until(
+        stream,
+        hello::parse_reply,
+        hello::MAX_REPLY,
+        Undecided::TooLarge,
+    )
+    .await
+}
+
+/// Reads until `parse` has its answer, at most `max` bytes.
+async fn read_until<R: AsyncRead + Unpin, T>(
+    stream: &mut R,
+    parse: fn(&[u8]) -> Option<T>,
+    max: usize,
+    too_large: Undecided,
+) -> Result<T, AttemptOutcome> {
     let mut buf = Vec::with_capacity(4096);
     loop {
-        if let Some(reply) = hello::parse_reply(&buf) {
+        if let Some(reply) = parse(&buf) {
             return Ok(reply);
         }
-        if buf.len() >= hello::MAX_REPLY {
-            return Err(undecided(Undecided::TooLarge));
+        if buf.len() >= max {
+            return Err(undecided(too_large));
         }
         let mut chunk = [0u8; 4096];
-        let room = chunk.len().min(hello::MAX_REPLY - buf.len());
+        let room = chunk.len().min(max - buf.len());
         match stream.read(&mut chunk[..room]).await {
             Ok(0) if buf.is_empty() => {
                 return Err(AttemptOutcome::Refused(Refusal::HungUp(HangUp::Closed)))
@@ -327,7 +430,9 @@ async fn cipher_round(ctx: &ProbeCtx<'_>, protocols: &[ProtocolAttempt]) -> Vec<
     let accepted = |p: &&ProtocolAttempt| {
         matches!(
             p.outcome,
-            AttemptOutcome::Accepted { .. } | AttemptOutcome::Negotiated { .. }
+            AttemptOutcome::Accepted { .. }
+                | AttemptOutcome::Negotiated { .. }
+                | AttemptOutcome::AcceptedByOpenssl(_)
         )
     };
     let best = older.clone().filter(accepted).map(|p| p.version).max();

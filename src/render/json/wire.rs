@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::conn::{ChannelBinding, RootCerts, SslMode, SslNegotiation, Target};
 use crate::facts::audit::{ReloadCheck, TcpSession};
 use crate::facts::{
-    AuthMethod, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts, PgStatSsl,
-    PlaintextOutcome, ScanLevel, SessionAuth, SessionFailure, SslRequestFailure, Stage,
+    group_name, suite_name, AuthMethod, AuthRequest, CertChainFacts, CertFacts, CertProblem, Facts,
+    OpensslHello, PgStatSsl, PlaintextOutcome, ScanLevel, SessionAuth, SessionFailure,
+    SslRequestFailure, Stage, SystemStore,
 };
 use crate::policy::audit::{
     AuditReport, HbaReport, PlaintextSession, RuleFinding, SessionsReport, SettingFinding,
@@ -42,6 +43,7 @@ pub struct Document {
     pub audit: Option<AuditJson>,
     pub handshake: Option<HandshakeJson>,
     pub pooler: Option<PoolerJson>,
+    pub openssl_hello: Option<OpensslHelloJson>,
 }
 
 impl Document {
@@ -78,6 +80,51 @@ impl Document {
                 })
             }),
             pooler: report.pooler.as_ref().map(PoolerJson::new),
+            openssl_hello: facts
+                .and_then(|f| f.session.openssl_hello.as_ref())
+                .map(OpensslHelloJson::new),
+        }
+    }
+}
+
+/// The session's second opinion (a ClientHello as libpq's OpenSSL sends
+/// it), made only when the probe's own ClientHello was refused.
+#[derive(Debug, Serialize)]
+pub struct OpensslHelloJson {
+    /// `chose`, `refused` or `undecided`.
+    pub answer: &'static str,
+    pub version: Option<&'static str>,
+    /// IANA name.
+    pub suite: Option<String>,
+    /// OpenSSL's name (`secp521r1`).
+    pub group: Option<String>,
+    pub detail: String,
+}
+
+impl OpensslHelloJson {
+    fn new(hello: &OpensslHello) -> OpensslHelloJson {
+        match hello {
+            OpensslHello::Chose(chose) => OpensslHelloJson {
+                answer: "chose",
+                version: Some(chose.version.name()),
+                suite: Some(suite_name(chose.suite)),
+                group: chose.group.map(group_name),
+                detail: chose.to_string(),
+            },
+            OpensslHello::Refused(refusal) => OpensslHelloJson {
+                answer: "refused",
+                version: None,
+                suite: None,
+                group: None,
+                detail: refusal.to_string(),
+            },
+            OpensslHello::Undecided(why) => OpensslHelloJson {
+                answer: "undecided",
+                version: None,
+                suite: None,
+                group: None,
+                detail: why.to_string(),
+            },
         }
     }
 }
@@ -178,7 +225,7 @@ impl TargetJson {
             },
             sslrootcert: match &t.sslrootcert {
                 RootCerts::File(p) => p.display().to_string(),
-                RootCerts::System => "system".to_string(),
+                RootCerts::System(_) => "system".to_string(),
             },
             sslcert: t.sslcert.as_ref().map(|p| p.display().to_string()),
             channel_binding: match t.channel_binding {
@@ -369,6 +416,41 @@ pub struct CertificateJson {
     pub strict: Option<Verdict<String>>,
     pub strict_only_issues: Vec<String>,
     pub soonest_expiry: Option<ExpiryJson>,
+    /// With `sslrootcert=system`: the store that decided.
+    pub trust_store: Option<TrustStoreJson>,
+}
+
+/// What `sslrootcert=system` read: `kind` `os` (with the file and
+/// directories OpenSSL's lookup found) or `webpki_roots` (no OS store).
+#[derive(Debug, Serialize)]
+pub struct TrustStoreJson {
+    pub kind: &'static str,
+    pub file: Option<String>,
+    pub dirs: Vec<String>,
+    pub certificates: usize,
+}
+
+impl TrustStoreJson {
+    fn new(store: &SystemStore) -> TrustStoreJson {
+        match store {
+            SystemStore::Os {
+                file,
+                dirs,
+                certificates,
+            } => TrustStoreJson {
+                kind: "os",
+                file: file.as_ref().map(|f| f.display().to_string()),
+                dirs: dirs.iter().map(|d| d.display().to_string()).collect(),
+                certificates: *certificates,
+            },
+            SystemStore::WebpkiRoots { certificates } => TrustStoreJson {
+                kind: "webpki_roots",
+                file: None,
+                dirs: Vec::new(),
+                certificates: *certificates,
+            },
+        }
+    }
 }
 
 impl CertificateJson {
@@ -394,6 +476,7 @@ impl CertificateJson {
                 .map(ToString::to_string)
                 .collect(),
             soonest_expiry: report.expiry.as_ref().map(ExpiryJson::new),
+            trust_store: chain.system_store.as_ref().map(TrustStoreJson::new),
         })
     }
 }
