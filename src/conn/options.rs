@@ -458,7 +458,7 @@ mod tests {
         );
         let r = TlsRange::parse(None, Some("TLSv1.2")).unwrap();
         assert_eq!(r.max, Some(TlsVersion::Tls12));
-        assert!(TlsRange::parse(None, Some("TLSv1.1"))
+        assert!(TlsRange::parse(Some("TLSv1"), Some("TLSv1.1"))
             .unwrap_err()
             .0
             .contains("TLSv1.2 and TLSv1.3 only"));
