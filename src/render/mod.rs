@@ -6,6 +6,7 @@
 mod audit;
 mod fleet;
 mod json;
+mod junit;
 pub mod metrics;
 mod nagios;
 mod text;
@@ -19,6 +20,7 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Nagios => nagios::render(report),
         Format::Json => json::render(report),
         Format::Text => text::render(report),
+        Format::Junit => junit::render(report),
     }
 }
 
@@ -378,7 +380,11 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
 
     #[test]
     fn reasons_ending_in_a_semicolon_are_not_given_another() {
-        let parts = ["GRANT pg_monitor TO app;", "pg_hba_file_rules not readable", "x"];
+        let parts = [
+            "GRANT pg_monitor TO app;",
+            "pg_hba_file_rules not readable",
+            "x",
+        ];
         assert_eq!(
             join_reasons(parts.into_iter()),
             "GRANT pg_monitor TO app; pg_hba_file_rules not readable; x"
@@ -401,7 +407,10 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
         let out = render(&report, Format::Nagios);
         let first = out.lines().next().unwrap();
         assert!(first.contains("GRANT pg_monitor TO app;"), "{first}");
-        assert!(first.contains("pg_hba_file_rules not readable by app"), "{first}");
+        assert!(
+            first.contains("pg_hba_file_rules not readable by app"),
+            "{first}"
+        );
         assert!(!first.contains(";;"), "{first}");
         assert!(!first.contains("; ;"), "{first}");
     }
