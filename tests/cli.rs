@@ -202,3 +202,42 @@ fn root_certificate_that_is_not_a_regular_file_is_refused() {
     let out = Probe::new().env("PGSSLROOTCERT", "/dev/zero").run();
     expect_usage_error(&out, &["/dev/zero", "not a regular file"]);
 }
+
+/// A mistyped flag gets clap's suggestion; a bad value of an enum flag the
+/// values it takes.
+#[test]
+fn mistyped_flag_gets_a_suggestion_and_bad_value_the_valid_ones() {
+    let out = Probe::new().arg("--scna").arg("none").run();
+    expect_usage_error(&out, &["unknown option --scna (did you mean --scan?)"]);
+    let out = Probe::bare().args(["--format", "jsn"]).run_raw();
+    out.expect_code(3);
+    assert_eq!(
+        out.first_line(),
+        "PGTLS UNKNOWN: invalid value \"jsn\" for --format <FORMAT> (possible values: nagios, json, text, junit)",
+        "{}",
+        out.context()
+    );
+}
+
+/// What follows '=' in a mistyped flag, and a stray word however close to
+/// a flag's name, is never echoed, nor hinted at by a suggestion.
+#[test]
+fn mistyped_flag_value_and_stray_words_are_not_echoed() {
+    const SECRET: &str = "hunter2-S3cr3t";
+    for format in ["json", "text", "nagios", "junit"] {
+        let out = Probe::new()
+            .format(format)
+            .arg(format!("--pasword={SECRET}"))
+            .run_raw();
+        out.expect_code(3).expect_absent(SECRET);
+        assert!(out.stdout.contains("--pasword"), "{}", out.context());
+        let out = Probe::new()
+            .format(format)
+            .arg("dbname=postgres")
+            .arg(format!("formt{SECRET}"))
+            .run_raw();
+        out.expect_code(3)
+            .expect_absent(SECRET)
+            .expect_absent("did you mean");
+    }
+}
