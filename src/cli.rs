@@ -53,7 +53,8 @@ const FLEET: &str = "Fleet (many targets in one run)";
     version,
     disable_help_flag = true,
     disable_version_flag = true,
-    about = "Checks that a PostgreSQL server's TLS is set up right: a verify-full session (certificate by libpq's rules, expiry, login, pg_stat_ssl), plaintext rejection, a protocol scan, direct TLS (PostgreSQL 17+), and with --audit the server's settings, pg_hba.conf and open sessions.",
+    about = "Checks that a PostgreSQL server's TLS is set up right, as libpq clients see it",
+    long_about = "Checks that a PostgreSQL server's TLS is set up right: a verify-full session (certificate by libpq's rules, expiry, login, pg_stat_ssl), plaintext rejection, a protocol scan, direct TLS (PostgreSQL 17+), and with --audit the server's settings, pg_hba.conf and open sessions.",
     after_help = "The server's certificate must chain to the CA file in PGSSLROOTCERT (or sslrootcert= in CONNINFO; default ~/.postgresql/root.crt). The password comes from PGPASSWORD or the password file (PGPASSFILE, default ~/.pgpass), never from a flag. Connection keywords and PG* variables follow libpq.\n\nExit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad arguments).\n\nExample: PGSSLROOTCERT=/etc/ssl/pg-ca.crt pg-tls-probe 'host=db.example.com user=monitor dbname=postgres' --scan none\n\n'pg-tls-probe serve --help': the Prometheus exporter. man pg-tls-probe, README and docs/ for the rest."
 )]
 pub struct Args {
