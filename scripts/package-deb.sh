@@ -37,7 +37,7 @@ rm -rf "$assets"
 mkdir -p "$assets/icinga2" "$assets/examples/nagios" "$assets/examples/icinga2"
 cargo run --locked --quiet -p xtask -- assets "$assets" >/dev/null
 gzip -9n "$assets"/man/*.1
-ln -s ../../../../bin/pg-tls-probe "$assets/check_pg_tls"
+ln -s ../../../bin/pg-tls-probe "$assets/check_pg_tls"
 
 if [ -f examples/icinga2/pg-tls-probe.conf ]; then
 	cp examples/icinga2/pg-tls-probe.conf "$assets/icinga2/"

@@ -90,13 +90,13 @@ for f in \
 	/usr/share/doc/pg-tls-probe/examples/nagios/pg-tls-probe.cfg \
 	/usr/share/doc/pg-tls-probe/examples/icinga2/pg-tls-services.conf \
 	/usr/share/doc/pg-tls-probe/copyright \
-	/lib/systemd/system/pg-tls-probe.service \
+	/usr/lib/systemd/system/pg-tls-probe.service \
 	/etc/pg-tls-probe/pg_service.conf \
 	/etc/pg-tls-probe/pgpass; do
 	[ -e "$f" ] || die "$f not installed"
 	echo "  $f"
 done
-[ "$(readlink /usr/lib/nagios/plugins/check_pg_tls)" = ../../../../bin/pg-tls-probe ] ||
+[ "$(readlink /usr/lib/nagios/plugins/check_pg_tls)" = ../../../bin/pg-tls-probe ] ||
 	die "check_pg_tls is not a relative link to /usr/bin/pg-tls-probe"
 [ "$(stat -c %a /etc/pg-tls-probe/pgpass)" = 600 ] || die "/etc/pg-tls-probe/pgpass is not 0600"
 # Whatever examples/prometheus/ held at build time is shipped.
@@ -127,7 +127,7 @@ MANWIDTH=80 man -l /usr/share/man/man1/pg-tls-probe.1.gz 2>/dev/null | grep -q P
 	die "man pg-tls-probe does not mention PGSSLROOTCERT"
 
 step "systemd unit"
-unit=/lib/systemd/system/pg-tls-probe.service
+unit=/usr/lib/systemd/system/pg-tls-probe.service
 verify=$(systemd-analyze verify "$unit" 2>&1 | grep pg-tls-probe || true)
 [ -z "$verify" ] || die "systemd-analyze verify: $verify"
 score=$(systemd-analyze security --offline=true --no-pager "$unit" 2>/dev/null |
@@ -347,7 +347,8 @@ grep -q 'Instantiated 2 Services' "$scratch/icinga2.txt" || {
 grep -E 'Instantiated [0-9]+ (Services|CheckCommands)' "$scratch/icinga2.txt" | sed 's/^ *information\/ConfigItem: /  /'
 # The command as Icinga resolved it must be the installed plugin.
 command=$(/usr/sbin/icinga2 object list --type CheckCommand --name pg-tls-probe \
-	-DCacheDir="$ic/cache" 2>&1 | sed -n 's/.*\* command = \[ "\([^"]*\)" \]/\1/p')
+	-DCacheDir="$ic/cache" -DRunAsUser=root -DRunAsGroup=root 2>&1 |
+	sed -n 's/^ *\* command = \[ "\([^"]*\)" \]$/\1/p')
 [ -x "$command" ] || die "the CheckCommand runs '$command', not an installed plugin"
 echo "  CheckCommand pg-tls-probe runs $command"
 
