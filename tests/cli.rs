@@ -106,6 +106,35 @@ fn help_exits_0_and_documents_format() {
     assert!(out.stdout.contains("--format"), "{}", out.context());
 }
 
+/// What a newcomer needs from --help: every check named up front (the scan
+/// and the audit too), the flags grouped, the defaults of host and port,
+/// and where the CA comes from.
+#[test]
+fn help_names_the_checks_groups_the_flags_and_names_pgsslrootcert() {
+    let out = Probe::bare().arg("--help").run_raw();
+    out.expect_code(0);
+    let help = &out.stdout;
+    let first = out.first_line();
+    for check in [
+        "verify-full",
+        "plaintext",
+        "protocol scan",
+        "direct TLS",
+        "--audit",
+    ] {
+        assert!(first.contains(check), "first line lacks {check}: {first}");
+    }
+    for heading in ["Connection:", "Checks:", "Thresholds:", "Output:", "Fleet"] {
+        assert!(
+            help.contains(&format!("\n{heading}")),
+            "no heading {heading}\n{help}"
+        );
+    }
+    assert!(help.contains("[default: PGHOST, else localhost]"), "{help}");
+    assert!(help.contains("[default: PGPORT, else 5432]"), "{help}");
+    assert!(help.contains("PGSSLROOTCERT"), "{help}");
+}
+
 #[test]
 fn version_exits_0_with_the_version() {
     let out = Probe::bare().arg("--version").run_raw();
