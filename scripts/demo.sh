@@ -61,24 +61,7 @@ if ! $psql_only; then
 fi
 
 step "allowing plaintext: 'host ... reject' -> 'host ... scram-sha-256', reload"
-sed -i 's/^\(host[[:space:]].*[[:space:]]\)reject$/\1scram-sha-256/' "$work/data/pg_hba.conf"
-grep -v '^#' "$work/data/pg_hba.conf" | sed '/^$/d'
-loaded() {
-	"$psql" -X -At -h "$work" -p "$port" -U postgres -d postgres -c 'SELECT pg_conf_load_time()'
-}
-before=$(loaded)
-as_pg "$bindir/pg_ctl" -D "$work/data" -s reload
-# pg_ctl reload only signals the postmaster; new sessions see the new rules
-# once pg_conf_load_time() moves (pg_hba_file_rules shows the file, not what
-# is loaded, so it cannot tell).
-for _ in $(seq 100); do
-	[ "$(loaded)" != "$before" ] && break
-	sleep 0.05
-done
-if [ "$(loaded)" = "$before" ]; then
-	echo "PostgreSQL did not reload its configuration" >&2
-	exit 1
-fi
+cluster_allow_plaintext
 
 if $psql_only; then
 	step "psql without TLS now gets in (sslmode=disable)"

@@ -166,6 +166,25 @@ pub fn ctx(endpoint: &Endpoint, budget: Duration) -> ProbeCtx<'_> {
     }
 }
 
+/// An external command for a unit test (xmllint, for the JUnit schema),
+/// found by running it with `--version`. Missing, the test says so and
+/// skips; under `CI=true` that is a failure instead (`.ci/run` installs
+/// `package`).
+pub fn have_tool(name: &str, package: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is missing (apt-get install {package}; CI=true)"
+        );
+        eprintln!("skipped: {name} not found (apt-get install {package})");
+    }
+    found
+}
+
 /// Rows and privileges for the audit's judges.
 pub mod audit {
     use crate::facts::audit::{

@@ -106,6 +106,35 @@ fn help_exits_0_and_documents_format() {
     assert!(out.stdout.contains("--format"), "{}", out.context());
 }
 
+/// What a newcomer needs from --help: every check named up front (the scan
+/// and the audit too), the flags grouped, the defaults of host and port,
+/// and where the CA comes from.
+#[test]
+fn help_names_the_checks_groups_the_flags_and_names_pgsslrootcert() {
+    let out = Probe::bare().arg("--help").run_raw();
+    out.expect_code(0);
+    let help = &out.stdout;
+    let first = out.first_line();
+    for check in [
+        "verify-full",
+        "plaintext",
+        "protocol scan",
+        "direct TLS",
+        "--audit",
+    ] {
+        assert!(first.contains(check), "first line lacks {check}: {first}");
+    }
+    for heading in ["Connection:", "Checks:", "Thresholds:", "Output:", "Fleet"] {
+        assert!(
+            help.contains(&format!("\n{heading}")),
+            "no heading {heading}\n{help}"
+        );
+    }
+    assert!(help.contains("[default: PGHOST, else localhost]"), "{help}");
+    assert!(help.contains("[default: PGPORT, else 5432]"), "{help}");
+    assert!(help.contains("PGSSLROOTCERT"), "{help}");
+}
+
 #[test]
 fn version_exits_0_with_the_version() {
     let out = Probe::bare().arg("--version").run_raw();
@@ -201,4 +230,43 @@ fn conninfo_password_never_appears_in_output() {
 fn root_certificate_that_is_not_a_regular_file_is_refused() {
     let out = Probe::new().env("PGSSLROOTCERT", "/dev/zero").run();
     expect_usage_error(&out, &["/dev/zero", "not a regular file"]);
+}
+
+/// A mistyped flag gets clap's suggestion; a bad value of an enum flag the
+/// values it takes.
+#[test]
+fn mistyped_flag_gets_a_suggestion_and_bad_value_the_valid_ones() {
+    let out = Probe::new().arg("--scna").arg("none").run();
+    expect_usage_error(&out, &["unknown option --scna (did you mean --scan?)"]);
+    let out = Probe::bare().args(["--format", "jsn"]).run_raw();
+    out.expect_code(3);
+    assert_eq!(
+        out.first_line(),
+        "PGTLS UNKNOWN: invalid value \"jsn\" for --format <FORMAT> (possible values: nagios, json, text, junit)",
+        "{}",
+        out.context()
+    );
+}
+
+/// What follows '=' in a mistyped flag, and a stray word however close to
+/// a flag's name, is never echoed, nor hinted at by a suggestion.
+#[test]
+fn mistyped_flag_value_and_stray_words_are_not_echoed() {
+    const SECRET: &str = "hunter2-S3cr3t";
+    for format in ["json", "text", "nagios", "junit"] {
+        let out = Probe::new()
+            .format(format)
+            .arg(format!("--pasword={SECRET}"))
+            .run_raw();
+        out.expect_code(3).expect_absent(SECRET);
+        assert!(out.stdout.contains("--pasword"), "{}", out.context());
+        let out = Probe::new()
+            .format(format)
+            .arg("dbname=postgres")
+            .arg(format!("formt{SECRET}"))
+            .run_raw();
+        out.expect_code(3)
+            .expect_absent(SECRET)
+            .expect_absent("did you mean");
+    }
 }

@@ -23,6 +23,9 @@ mod matrix;
 // both paths, a TLS peer without ALPN refused, bad values refused.
 mod direct;
 
+// --format junit from real runs, validated against junit-10.xsd.
+mod junit;
+
 // Usage errors (UNKNOWN, exit 3, in the requested format), --help, --version
 // and passwords kept out of every output.
 mod cli;

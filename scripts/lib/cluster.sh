@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# Shared by scripts/demo.sh and scripts/bench.sh (sourced, not run): a
-# throwaway PostgreSQL cluster set up per the article, from the shared
-# docker/postgres/ files (postgresql.conf, pg_hba.conf) and make-certs.sh v3.
+# Shared by scripts/demo.sh, bench*.sh and test-package.sh (sourced, not
+# run): throwaway PostgreSQL clusters set up per the article, from the
+# shared docker/postgres/ files (postgresql.conf, pg_hba.conf) and
+# make-certs.sh v3. Several can run at once: each cluster_start makes
+# another, and the variables below describe the last one started.
 #
 # Before sourcing, set 'repo' to the repository root. Sourcing finds the
 # server binaries and defines:
@@ -12,14 +14,19 @@
 #   cluster_start P   temp dir /tmp/P.XXXXXX, initdb, v3 certificates, the
 #                     article's config, starts the server on a free port from
 #                     55432 on (or $DEMO_PORT), creates role 'probe' with a
-#                     random password. Installs an EXIT trap that stops the
-#                     server and removes the temp dir. Sets:
+#                     random password. Installs an EXIT trap that stops every
+#                     server started and removes their temp dirs. Sets:
 #                       work, port, password
 #                       client_env  (env -i ... PGHOST=localhost PGPORT PGUSER
 #                                    PGDATABASE PGPASSWORD PGSSLMODE=verify-full
 #                                    PGSSLROOTCERT), to prefix a command with
+#   cluster_allow_plaintext
+#                     rewrites the last cluster's 'host ... reject' lines to
+#                     scram-sha-256 (plaintext reaches password
+#                     authentication) and waits until the server reloaded
 #
-# Env: PG_BINDIR (server binaries), DEMO_PORT (default: first free from 55432),
+# Env: PG_BINDIR (server binaries), DEMO_PORT (the first cluster's port;
+#      default and for later clusters: the first free from 55432),
 #      CLUSTER_EXTRA_CONF (postgresql.conf lines appended last, e.g.
 #      "max_connections = 300").
 
@@ -61,17 +68,24 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 
-cluster_started=false
+# Every cluster's temp dir, in start order; a server runs where its
+# postmaster.pid is.
+cluster_dirs=()
 cluster_cleanup() {
-	if $cluster_started; then
-		as_pg "$bindir/pg_ctl" -D "$work/data" -m immediate -w -s stop || true
-	fi
-	rm -rf "$work"
+	local dir
+	for dir in "${cluster_dirs[@]}"; do
+		if [ -f "$dir/data/postmaster.pid" ]; then
+			as_pg "$bindir/pg_ctl" -D "$dir/data" -m immediate -w -s stop || true
+		fi
+		rm -rf "$dir"
+	done
 }
 
 cluster_start() {
-	port=${DEMO_PORT:-}
+	port=
+	if [ ${#cluster_dirs[@]} = 0 ]; then port=${DEMO_PORT:-}; fi
 	work=$(mktemp -d "/tmp/$1.XXXXXX")
+	cluster_dirs+=("$work")
 	trap cluster_cleanup EXIT
 	chmod 755 "$work"
 	if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$work"; fi
@@ -109,7 +123,6 @@ cluster_start() {
 		tail -n 20 "$work/server.log" >&2
 		exit 1
 	fi
-	cluster_started=true
 
 	password=demo-$$-$RANDOM
 	"$psql" -X -q -h "$work" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
@@ -120,4 +133,25 @@ cluster_start() {
 	client_env=(env -i "PATH=$PATH" "HOME=$work" PGHOST=localhost "PGPORT=$port"
 		PGUSER=probe PGDATABASE=postgres "PGPASSWORD=$password"
 		PGSSLMODE=verify-full "PGSSLROOTCERT=$work/ssl/ca.crt")
+}
+
+cluster_allow_plaintext() {
+	sed -i 's/^\(host[[:space:]].*[[:space:]]\)reject$/\1scram-sha-256/' "$work/data/pg_hba.conf"
+	grep -v '^#' "$work/data/pg_hba.conf" | sed '/^$/d'
+	local before
+	before=$(cluster_loaded)
+	as_pg "$bindir/pg_ctl" -D "$work/data" -s reload
+	# pg_ctl reload only signals the postmaster; new sessions see the new
+	# rules once pg_conf_load_time() moves (pg_hba_file_rules shows the file,
+	# not what is loaded, so it cannot tell).
+	for _ in $(seq 100); do
+		[ "$(cluster_loaded)" != "$before" ] && return
+		sleep 0.05
+	done
+	echo "PostgreSQL did not reload its configuration" >&2
+	exit 1
+}
+
+cluster_loaded() {
+	"$psql" -X -At -h "$work" -p "$port" -U postgres -d postgres -c 'SELECT pg_conf_load_time()'
 }

@@ -21,6 +21,7 @@ pub fn render(fleet: &FleetReport, format: Format) -> String {
         Format::Nagios => nagios(fleet),
         Format::Json => super::json::fleet(fleet, first_line(fleet)),
         Format::Text => text(fleet),
+        Format::Junit => super::junit::fleet(fleet),
     }
 }
 

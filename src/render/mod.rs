@@ -6,6 +6,7 @@
 mod audit;
 mod fleet;
 mod json;
+mod junit;
 pub mod metrics;
 mod nagios;
 mod text;
@@ -19,6 +20,7 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Nagios => nagios::render(report),
         Format::Json => json::render(report),
         Format::Text => text::render(report),
+        Format::Junit => junit::render(report),
     }
 }
 
@@ -70,13 +72,29 @@ pub fn summary(report: &Report) -> String {
             return line;
         }
     }
-    report
-        .findings
-        .iter()
-        .filter(|f| f.status == report.status)
-        .map(|f| f.summary.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
+    join_reasons(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.status == report.status)
+            .map(|f| f.summary.as_str()),
+    )
+}
+
+/// Reasons joined by "; ", where a reason that already ends with a
+/// semicolon (a GRANT statement) is not given a second one.
+fn join_reasons<'a>(reasons: impl Iterator<Item = &'a str>) -> String {
+    let mut line = String::new();
+    for reason in reasons {
+        if !line.is_empty() {
+            if !line.ends_with(';') {
+                line.push(';');
+            }
+            line.push(' ');
+        }
+        line.push_str(reason);
+    }
+    line
 }
 
 fn ok_summary(report: &Report) -> Option<String> {
@@ -333,6 +351,68 @@ OK plaintext: plaintext rejected before authentication (SQLSTATE 28000: no pg_hb
             ),
             "{first}"
         );
+    }
+
+    /// An unprivileged audit: each part names its GRANT, ending with a
+    /// semicolon, and the first line joins them without doubling it
+    /// ("TO app;; pg_hba..." was seen).
+    /// Notes (here: keywords accepted and ignored) are in the long output,
+    /// after the checks, one line each, as in JSON and text.
+    #[test]
+    fn nagios_long_output_shows_the_notes() {
+        let mut t = target();
+        t.notes = vec![
+            "no host given; connecting to localhost".into(),
+            "keyword gssencmode accepted and ignored | x\nOK forged".into(),
+        ];
+        let out = render(&evaluate(healthy(), t, thresholds()), Format::Nagios);
+        let lines: Vec<&str> = out.lines().collect();
+        let checks = lines.iter().rposition(|l| l.starts_with("OK ")).unwrap();
+        assert_eq!(
+            &lines[checks + 1..],
+            [
+                "note: no host given; connecting to localhost",
+                "note: keyword gssencmode accepted and ignored / x\\nOK forged",
+            ],
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn reasons_ending_in_a_semicolon_are_not_given_another() {
+        let parts = [
+            "GRANT pg_monitor TO app;",
+            "pg_hba_file_rules not readable",
+            "x",
+        ];
+        assert_eq!(
+            join_reasons(parts.into_iter()),
+            "GRANT pg_monitor TO app; pg_hba_file_rules not readable; x"
+        );
+    }
+
+    #[test]
+    fn unprivileged_audit_summary_has_single_separators() {
+        use crate::facts::audit::AuditAccess;
+        let mut facts = healthy();
+        let mut audit = crate::fixtures::audit::article();
+        audit.access = Some(AuditAccess {
+            role: "app".into(),
+            database: "postgres".into(),
+            ..AuditAccess::default()
+        });
+        audit.hba = None;
+        facts.session.audit = Some(audit);
+        let report = evaluate(facts, target(), thresholds());
+        let out = render(&report, Format::Nagios);
+        let first = out.lines().next().unwrap();
+        assert!(first.contains("GRANT pg_monitor TO app;"), "{first}");
+        assert!(
+            first.contains("pg_hba_file_rules not readable by app"),
+            "{first}"
+        );
+        assert!(!first.contains(";;"), "{first}");
+        assert!(!first.contains("; ;"), "{first}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Monitoring-plugins output: `PGTLS STATUS: summary | perfdata`, then one
-//! line per check (Nagios shows the first line; Icinga keeps the rest).
+//! line per check (Nagios shows the first line; Icinga keeps the rest),
+//! then the run's notes (`note: ...`) and the audit's details.
 
 use std::fmt::Write;
 
@@ -29,6 +30,12 @@ pub fn render(report: &Report) -> String {
             f.check.name(),
             super::one_line(&f.summary).replace('|', "/")
         );
+    }
+    // What the run assumed (no host given, keywords ignored): JSON and
+    // text show these too, and a monitoring user should not have to switch
+    // formats to learn that localhost was checked.
+    for note in report.target.iter().flat_map(|t| &t.notes) {
+        let _ = writeln!(out, "note: {}", super::one_line(note).replace('|', "/"));
     }
     if let Some(audit) = &report.audit {
         for line in super::audit::detail_lines(audit) {
