@@ -40,3 +40,7 @@ mod testssl;
 // Service files (resolved as psql resolves them) and runs over many
 // targets: --services, host lists, silent targets.
 mod fleet;
+
+// The shipped Prometheus and Icinga 2 examples with the real tools:
+// promtool, prometheus scraping `serve` (also sharded by hashmod), icinga2.
+mod monitoring;
