@@ -885,14 +885,15 @@ object Host "by-service" {{
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
-        // Its own process group: the daemon forks workers.
+        // Its own process group, so that a hung daemon (it forks a worker
+        // and a spawn helper) can be killed whole.
         .process_group(0)
         .spawn()
         .expect("start icinga2 daemon");
-    let group = child.id().to_string();
-    let signal = |sig: &str| {
+    let umbrella = child.id().to_string();
+    let kill_all = || {
         let _ = Command::new("kill")
-            .args([sig, "--", &format!("-{group}")])
+            .args(["-KILL", "--", &format!("-{umbrella}")])
             .status();
     };
     let logs = || {
@@ -926,24 +927,28 @@ object Host "by-service" {{
             panic!("icinga2 exited ({status})\n{}", logs());
         }
         if Instant::now() > deadline {
-            signal("-KILL");
+            kill_all();
             let _ = child.wait();
             panic!("not every service was checked after {WAIT:?}\n{}", logs());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SIGTERM: the daemon writes its state file and exits.
-    signal("-TERM");
+    // SIGTERM to the umbrella process only: it forwards it to its worker,
+    // which writes the state file and exits. (The worker ignores SIGTERM
+    // from anyone else, and a signal to the whole group also kills the
+    // spawn helper under it, which can leave the worker hanging.)
+    let _ = Command::new("kill").args(["-TERM", &umbrella]).status();
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
-            signal("-KILL");
+            kill_all();
             let _ = child.wait();
             panic!("icinga2 did not stop on SIGTERM\n{}", logs());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal("-KILL");
+    // Anything left of the group (a check still running).
+    kill_all();
 
     let results = icinga.results();
     let result = |name: &str| -> &Value {
