@@ -88,7 +88,7 @@ for f in \
 	/usr/share/fish/vendor_completions.d/pg-tls-probe.fish \
 	/usr/share/icinga2/include/plugins-contrib.d/pg-tls-probe.conf \
 	/usr/share/doc/pg-tls-probe/examples/nagios/pg-tls-probe.cfg \
-	/usr/share/doc/pg-tls-probe/examples/icinga2/pg-tls-services.conf \
+	/usr/share/doc/pg-tls-probe/examples/icinga2/two-services.conf \
 	/usr/share/doc/pg-tls-probe/copyright \
 	/usr/lib/systemd/system/pg-tls-probe.service \
 	/etc/pg-tls-probe/pg_service.conf \
@@ -320,7 +320,7 @@ template Host "generic-host" {
 template Service "generic-service" {
   max_check_attempts = 3
 }
-include "/usr/share/doc/pg-tls-probe/examples/icinga2/pg-tls-services.conf"
+include "/usr/share/doc/pg-tls-probe/examples/icinga2/two-services.conf"
 object Host "db.internal" {
   import "generic-host"
   address = "127.0.0.1"

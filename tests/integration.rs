@@ -65,3 +65,7 @@ mod poolers;
 // --audit's rotation check: served versus on-disk certificates (by content
 // and by time), a failed SSL reload, expiring client-side certificates.
 mod rotation;
+
+// The shipped Prometheus and Icinga 2 examples with the real tools:
+// promtool, prometheus scraping `serve` (also sharded by hashmod), icinga2.
+mod monitoring;
