@@ -14,7 +14,7 @@ use crate::facts::{CertFacts, EndPointHash, ProbeLimit};
 use crate::hex;
 
 /// Describes one DER certificate; Err with a reason when it does not parse.
-pub fn describe(der: &[u8]) -> Result<CertFacts, String> {
+pub fn describe(der: &[u8]) -> Result<CertFacts, NotCertificate> {
     let cert = parse(der)?;
     let (san_dns, san_ip) = san_names(&cert);
     Ok(CertFacts {
@@ -68,10 +68,15 @@ fn self_signed(cert: &X509Certificate<'_>) -> bool {
 }
 
 /// Parses one certificate, naming the parser's complaint on failure.
-pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+/// DER that x509-parser does not read as a certificate, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid X.509 certificate: {0}")]
+pub struct NotCertificate(String);
+
+pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, NotCertificate> {
     X509Certificate::from_der(der)
         .map(|(_, cert)| cert)
-        .map_err(|e| format!("not a valid X.509 certificate: {e}"))
+        .map_err(|e| NotCertificate(e.to_string()))
 }
 
 /// Parses a DER Name (with its SEQUENCE header), as webpki trust anchors hold them.

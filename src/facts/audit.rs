@@ -82,7 +82,18 @@ pub struct OnDisk {
     pub path: String,
     /// The certificates in the file, first first; Err when it is missing
     /// or holds no PEM certificate (why).
-    pub certs: Result<Vec<super::CertFacts>, String>,
+    pub certs: Result<Vec<super::CertFacts>, FileCertsProblem>,
+}
+
+/// Why a certificate file on the server yields no certificates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileCertsProblem {
+    #[error("no such file")]
+    Missing,
+    #[error("no PEM certificate in the file")]
+    NoPem,
+    #[error(transparent)]
+    NotCertificate(#[from] crate::certs::NotCertificate),
 }
 
 /// One TLS file's modification time against the last configuration load.

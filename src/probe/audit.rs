@@ -16,8 +16,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::ProbeCtx;
 use crate::facts::audit::{
-    AuditAccess, AuditFacts, AuditFailure, FileTime, FilesCheck, HbaFacts, HbaRule, NotChecked,
-    OnDisk, ReloadCheck, TcpSession, SETTINGS,
+    AuditAccess, AuditFacts, AuditFailure, FileCertsProblem, FileTime, FilesCheck, HbaFacts,
+    HbaRule, NotChecked, OnDisk, ReloadCheck, TcpSession, SETTINGS,
 };
 
 /// Runs the audit queries on an authenticated verify-full session, until
@@ -223,15 +223,15 @@ async fn read_files(client: &Client, version: i32, access: &AuditAccess, facts: 
 }
 
 /// The certificates of a PEM text, described; Err says why there are none.
-fn certificates(pem: Option<&str>) -> Result<Vec<crate::facts::CertFacts>, String> {
+fn certificates(pem: Option<&str>) -> Result<Vec<crate::facts::CertFacts>, FileCertsProblem> {
     use rustls_pki_types::pem::PemObject;
-    let pem = pem.ok_or("no such file")?;
+    let pem = pem.ok_or(FileCertsProblem::Missing)?;
     let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
         .filter_map(Result::ok)
         .map(|der| crate::certs::describe(&der))
         .collect::<Result<_, _>>()?;
     if certs.is_empty() {
-        return Err("no PEM certificate in the file".into());
+        return Err(FileCertsProblem::NoPem);
     }
     Ok(certs)
 }

@@ -61,7 +61,9 @@ pub(crate) struct Anchor {
 
 impl Anchor {
     /// A trusted certificate; None when it does not parse.
-    pub(crate) fn from_cert(der: &CertificateDer<'static>) -> Result<Anchor, String> {
+    pub(crate) fn from_cert(
+        der: &CertificateDer<'static>,
+    ) -> Result<Anchor, certs::NotCertificate> {
         let cert = certs::parse(der)?;
         Ok(Anchor {
             subject: cert.subject().as_raw().to_vec(),

@@ -44,9 +44,9 @@ pub(crate) struct Crl {
 }
 
 impl Crl {
-    fn parse(der: CertificateRevocationListDer<'static>) -> Result<Crl, String> {
+    fn parse(der: CertificateRevocationListDer<'static>) -> Result<Crl, CrlFileProblem> {
         let (_, crl) = CertificateRevocationList::from_der(der.as_ref())
-            .map_err(|e| format!("not a valid CRL: {e}"))?;
+            .map_err(|e| CrlFileProblem::NotCrl(e.to_string()))?;
         Ok(Crl {
             issuer_key: certs::name_key(crl.issuer()),
             issuer: certs::name_to_string(crl.issuer()),
@@ -97,15 +97,27 @@ pub(crate) fn load(source: &CrlFiles, notes: &mut Vec<String>) -> Option<Vec<Crl
     Some(crls)
 }
 
-fn read_pem_crls(path: &Path) -> Result<Vec<Crl>, String> {
-    let pem = conn::read_input_file(path).map_err(|e| e.to_string())?;
+/// Why a CRL file was not loaded (said in the notes).
+#[derive(Debug, thiserror::Error)]
+enum CrlFileProblem {
+    #[error(transparent)]
+    Read(#[from] conn::ReadFailure),
+    #[error("not valid PEM: {0}")]
+    Pem(rustls_pki_types::pem::Error),
+    #[error("not a valid CRL: {0}")]
+    NotCrl(String),
+    #[error("no PEM CRL in it")]
+    Empty,
+}
+
+fn read_pem_crls(path: &Path) -> Result<Vec<Crl>, CrlFileProblem> {
+    let pem = conn::read_input_file(path)?;
     let mut crls = Vec::new();
     for item in CertificateRevocationListDer::pem_slice_iter(&pem) {
-        let der = item.map_err(|e| format!("not valid PEM: {e}"))?;
-        crls.push(Crl::parse(der)?);
+        crls.push(Crl::parse(item.map_err(CrlFileProblem::Pem)?)?);
     }
     if crls.is_empty() {
-        return Err("no PEM CRL in it".into());
+        return Err(CrlFileProblem::Empty);
     }
     Ok(crls)
 }

@@ -257,7 +257,7 @@ fn der_sequence(contents: &[u8]) -> Vec<u8> {
 #[error("certificate {position} does not parse: {reason}")]
 pub struct UnparsableAnchor {
     position: usize,
-    reason: String,
+    reason: crate::certs::NotCertificate,
 }
 
 /// Builds the store from certificates (already read from the PEM file).

@@ -82,8 +82,9 @@ pub(super) fn libpq_verdict(
     let name = match mode {
         SslMode::VerifyCa => None,
         SslMode::VerifyFull => {
-            let leaf =
-                certs::parse(end_entity).map_err(|detail| CertProblem::Malformed { detail })?;
+            let leaf = certs::parse(end_entity).map_err(|e| CertProblem::Malformed {
+                detail: e.to_string(),
+            })?;
             Some(hostname::check(&leaf, host)?)
         }
     };
